@@ -1,0 +1,156 @@
+"""The runtime state store: live process state, records in transit, event logs (Redis).
+
+Keys (``{run}`` is the run id):
+
+* ``cutline:runs``               — set of run ids the workers should serve
+* ``cutline:run:{run}:meta``     — JSON: workload, rate, params, status, processes with
+                                   their channels (what a worker needs to serve a run)
+* ``cutline:run:{run}:proc:{p}`` — JSON of ``Process.to_dict()`` plus ``outbox``: the
+                                   frames its last step sent (resent after a crash)
+* ``cutline:run:{run}:events``   — newest-first list of logged events, capped
+* ``cutline:records``            — records on their way to the database
+
+One step of one process is committed in one MULTI/EXEC: its new state, its outbox, its
+records and its events, so a crash leaves either all of them or none. Its frames are
+published only after that, and resent from the outbox if the worker dies before the
+broker message that caused the step is acked; receivers drop the duplicates by seq.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+RUNS = "cutline:runs"
+RECORDS = "cutline:records"
+WORKERS = "cutline:workers"  # hash: "shard/shards" → "hostname expires_at"
+WORKER_TTL = 5.0
+
+
+def meta_key(run: int) -> str:
+    return f"cutline:run:{run}:meta"
+
+
+def process_key(run: int, name: str) -> str:
+    return f"cutline:run:{run}:proc:{name}"
+
+
+def events_key(run: int) -> str:
+    return f"cutline:run:{run}:events"
+
+
+class Store:
+    def __init__(self, client: redis.Redis, event_limit: int = 20000) -> None:
+        self.redis = client
+        self.event_limit = event_limit
+
+    @classmethod
+    def from_url(cls, url: str, event_limit: int = 20000) -> Store:
+        return cls(redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5), event_limit)
+
+    # -- runs -----------------------------------------------------------------------
+
+    def create_run(self, run: int, meta: dict[str, Any], processes: dict[str, dict[str, Any]]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(meta_key(run), json.dumps(meta))
+        for name, data in processes.items():
+            pipe.set(process_key(run, name), json.dumps({**data, "outbox": []}))
+        pipe.sadd(RUNS, run)
+        pipe.execute()
+
+    def run_meta(self, run: int) -> dict[str, Any] | None:
+        raw = self.redis.get(meta_key(run))
+        return json.loads(raw) if raw else None
+
+    def update_run(self, run: int, **changes: Any) -> None:
+        """Change a run's status or rate; workers pick it up on their next refresh."""
+        meta = self.run_meta(run)
+        if meta is None:
+            return
+        meta.update(changes)
+        status = meta["status"]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(meta_key(run), json.dumps(meta))
+        if status == "stopped":
+            pipe.srem(RUNS, run)
+        else:
+            pipe.sadd(RUNS, run)
+        pipe.execute()
+
+    def active_runs(self) -> set[int]:
+        return {int(r) for r in self.redis.smembers(RUNS)}
+
+    # -- workers --------------------------------------------------------------------
+
+    def heartbeat(self, shard: int, shards: int, hostname: str, now: float) -> None:
+        self.redis.hset(WORKERS, f"{shard}/{shards}", f"{hostname} {now + WORKER_TTL}")
+
+    def live_workers(self, now: float) -> dict[str, str]:
+        """Shards (as "i/N") with a worker that beat within the last few seconds, and its host."""
+        live = {}
+        for key, value in self.redis.hgetall(WORKERS).items():
+            hostname, _, expires = value.decode().rpartition(" ")
+            if float(expires) >= now:
+                live[key.decode()] = hostname
+        return live
+
+    # -- processes ------------------------------------------------------------------
+
+    def load_process(self, run: int, name: str) -> dict[str, Any] | None:
+        raw = self.redis.get(process_key(run, name))
+        return json.loads(raw) if raw else None
+
+    def load_processes(self, run: int, names: list[str]) -> dict[str, dict[str, Any]]:
+        if not names:
+            return {}
+        raws = self.redis.mget([process_key(run, n) for n in names])
+        return {n: json.loads(raw) for n, raw in zip(names, raws, strict=True) if raw}
+
+    def commit_step(
+        self,
+        run: int,
+        name: str,
+        process: dict[str, Any],
+        outbox: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+    ) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(process_key(run, name), json.dumps({**process, "outbox": outbox}))
+        if records:
+            pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in records))
+        if events:
+            key = events_key(run)
+            pipe.lpush(key, *(json.dumps(e) for e in events))
+            pipe.ltrim(key, 0, self.event_limit - 1)
+        pipe.execute()
+
+    # -- records --------------------------------------------------------------------
+
+    def pop_records(self, count: int, wait: float) -> list[dict[str, Any]]:
+        """Take up to ``count`` records, waiting up to ``wait`` seconds for the first."""
+        raws = self.redis.lpop(RECORDS, count)
+        if not raws and wait > 0:
+            first = self.redis.blpop([RECORDS], timeout=wait)
+            if first is None:
+                return []
+            raws = [first[1], *(self.redis.lpop(RECORDS, count - 1) or [])]
+        return [json.loads(raw) for raw in raws or []]
+
+    def push_back_records(self, records: list[dict[str, Any]]) -> None:
+        """Return records that could not be stored, at the head, for the next attempt."""
+        if records:
+            self.redis.lpush(RECORDS, *(json.dumps(r) for r in reversed(records)))
+
+    # -- events ---------------------------------------------------------------------
+
+    def events(self, run: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """The run's logged events, oldest first."""
+        end = -1 if limit is None else limit - 1
+        return [json.loads(raw) for raw in reversed(self.redis.lrange(events_key(run), 0, end))]
+
+    def delete_run(self, run: int, names: list[str]) -> None:
+        self.redis.delete(meta_key(run), events_key(run), *(process_key(run, n) for n in names))
+        self.redis.srem(RUNS, run)

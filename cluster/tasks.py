@@ -1,0 +1,24 @@
+"""Celery tasks: thin adapters from broker messages to the node that serves the process.
+
+Like a Django view, a task only unpacks its arguments and calls the logic, which lives
+in ``cluster/runtime.py``. Both tasks arrive on the destination process's own queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from cluster.transport import DELIVER, INITIATE
+from cluster.worker import current_node
+
+
+@shared_task(name=DELIVER)
+def deliver(run: int, frame: dict[str, Any]) -> None:
+    current_node().deliver(run, frame)
+
+
+@shared_task(name=INITIATE)
+def initiate(run: int, process: str, snapshot: int) -> None:
+    current_node().initiate(run, process, snapshot)

@@ -1,0 +1,46 @@
+"""The Celery app that runs the simulated processes.
+
+Order matters here: every simulated process owns one FIFO queue, and a worker must not
+hold more than one of its messages at a time, or a warm shutdown can put several back in
+reverse order. Hence the solo pool, prefetch 1 and late acks (a message is acked only
+after the process has persisted its effect). Per-channel sequence numbers make the
+remaining hazards (redelivery after a crash, restores behind newer messages) harmless.
+Worker events stay off: they halved throughput when measured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("cutline")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_backend=None,
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_send_task_events=False,
+    task_send_sent_event=False,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    # Redis: an unacked message (its worker died) becomes visible again after this long.
+    broker_transport_options={"visibility_timeout": 60},
+    task_default_queue="cutline.default",
+)
+app.autodiscover_tasks(["cluster"])
+
+
+def _install_worker_steps() -> None:
+    from cluster.worker import CutlineNode
+
+    app.steps["consumer"].add(CutlineNode)
+
+
+_install_worker_steps()

@@ -1,0 +1,428 @@
+"""Every change to a topology, run or snapshot goes through one function here.
+
+The CLI, the admin, the REST API and the WebSocket consumers call these and nothing
+else, so the rules (validation, permissions aside) live in one place. Errors that a
+person can fix are raised as :class:`ServiceError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cluster.process import Process as SimProcess
+from cluster.store import Store
+from cluster.transport import Transport
+from cluster.workloads import get_workload, state_value
+from snapshots import topology as topo
+from snapshots.models import Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
+from snapshots.verdict import compute_verdict
+
+log = logging.getLogger("cutline.services")
+
+MAX_RATE = 10_000.0
+SNAPSHOT_DONE_CHANNEL = "cutline:snapshot-finished"
+
+
+class ServiceError(ValueError):
+    """A request that cannot be carried out, with a message for the person who made it."""
+
+
+@functools.cache
+def store() -> Store:
+    return Store.from_url(settings.REDIS_URL, settings.CUTLINE["EVENT_LOG_LIMIT"])
+
+
+@functools.cache
+def transport() -> Transport:
+    from config.celery import app
+
+    return Transport(app)
+
+
+# --- topologies ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_topology(data: Any, replace: bool = False) -> Topology:
+    """Create a topology from its JSON (see ``snapshots/topology.py``); validated first."""
+    spec = topo.validate(data)
+    existing = Topology.objects.filter(name=spec["name"]).first()
+    if existing is not None:
+        if not replace:
+            raise ServiceError(f"a topology named {spec['name']!r} already exists")
+        if existing.runs.exists():
+            raise ServiceError(f"topology {spec['name']!r} has runs; import it under another name")
+        existing.delete()
+    topology = Topology.objects.create(name=spec["name"], workload=spec["workload"])
+    key = "tokens" if spec["workload"] == "token" else "balance"
+    processes = Process.objects.bulk_create(
+        Process(topology=topology, name=p["name"], position=i, initial_value=p.get(key, 0))
+        for i, p in enumerate(spec["processes"])
+    )
+    by_name = {p.name: p for p in processes}
+    Channel.objects.bulk_create(
+        Channel(topology=topology, src=by_name[s], dst=by_name[d]) for s, d in spec["channels"]
+    )
+    return topology
+
+
+def get_topology(name: str) -> Topology:
+    try:
+        return Topology.objects.get(name=name)
+    except Topology.DoesNotExist:
+        known = ", ".join(Topology.objects.values_list("name", flat=True)[:20]) or "none"
+        raise ServiceError(f"no topology named {name!r} (known: {known})") from None
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def get_run(run_id: int | str) -> Run:
+    try:
+        return Run.objects.select_related("topology").get(pk=int(run_id))
+    except (Run.DoesNotExist, ValueError, TypeError):
+        raise ServiceError(f"no run with id {run_id!r}") from None
+
+
+def start_run(
+    topology: Topology,
+    workload: str | None = None,
+    rate: float | None = None,
+    params: dict[str, Any] | None = None,
+    user: Any = None,
+    seed: int | None = None,
+) -> Run:
+    """Start a run: freeze the topology into it, seed every process's state, go."""
+    workload = workload or topology.workload
+    try:
+        wl = get_workload(workload)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    rate = settings.CUTLINE["DEFAULT_RATE"] if rate is None else float(rate)
+    if not 0 < rate <= MAX_RATE:
+        raise ServiceError(f"rate must be above 0 and at most {MAX_RATE:g} steps per second per process")
+    spec = topology.to_dict()
+    values = [p.get("tokens", p.get("balance", 0)) for p in spec["processes"]]
+    key = "tokens" if workload == "token" else "balance"
+    as_workload = [{"name": p["name"], key: v} for p, v in zip(spec["processes"], values, strict=True)]
+    problems = topo.state_problems(as_workload, workload)
+    if problems:
+        raise ServiceError(f"topology {topology.name!r} cannot run the {workload} workload: " + "; ".join(problems))
+    incoming: dict[str, list[str]] = defaultdict(list)
+    outgoing: dict[str, list[str]] = defaultdict(list)
+    for src, dst in spec["channels"]:
+        outgoing[src].append(dst)
+        incoming[dst].append(src)
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    with transaction.atomic():
+        run = Run.objects.create(
+            topology=topology,
+            workload=workload,
+            rate=rate,
+            params=params or {},
+            seed=seed,
+            spec={**spec, "workload": workload},
+            expected_total=sum(values),
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+    processes = {
+        p["name"]: SimProcess(p["name"], incoming[p["name"]], outgoing[p["name"]], workload, wl.initial_state(v)).to_dict()
+        for p, v in zip(spec["processes"], values, strict=True)
+    }
+    meta = {
+        "workload": workload,
+        "rate": rate,
+        "params": run.params,
+        "seed": seed,
+        "status": run.status,
+        "processes": [{"name": p["name"]} for p in spec["processes"]],
+    }
+    store().create_run(run.pk, meta, processes)
+    return run
+
+
+def set_run_status(run: Run, status: str) -> Run:
+    """Pause (no new workload steps, channels drain), resume, or stop a run."""
+    if status not in Run.Status.values:
+        raise ServiceError(f"unknown run status {status!r}; choose one of {', '.join(Run.Status.values)}")
+    if run.status == Run.Status.STOPPED and status != Run.Status.STOPPED:
+        raise ServiceError(f"run {run.pk} is stopped; start a new run instead")
+    run.status = status
+    run.stopped_at = timezone.now() if status == Run.Status.STOPPED else None
+    run.save(update_fields=["status", "stopped_at"])
+    store().update_run(run.pk, status=status)
+    if status == Run.Status.STOPPED:
+        for snapshot in run.snapshots.filter(status=Snapshot.Status.RUNNING):
+            fail_snapshot(snapshot, f"run {run.pk} was stopped before the snapshot finished")
+    return run
+
+
+def set_run_rate(run: Run, rate: float) -> Run:
+    if not 0 < rate <= MAX_RATE:
+        raise ServiceError(f"rate must be above 0 and at most {MAX_RATE:g} steps per second per process")
+    run.rate = rate
+    run.save(update_fields=["rate"])
+    store().update_run(run.pk, rate=rate)
+    return run
+
+
+def run_status(run: Run) -> dict[str, Any]:
+    """Live counters of a run, summed over its processes and channels."""
+    procs = store().load_processes(run.pk, run.process_names)
+    totals = {"messages_sent": 0, "messages_applied": 0, "markers_sent": 0, "markers_received": 0}
+    fifo = {"duplicates": 0, "gaps": 0, "reorders": 0, "held": 0}
+    wl = get_workload(run.workload)
+    for data in procs.values():
+        for k in totals:
+            totals[k] += data["counters"][k]
+        for r in data["receivers"].values():
+            fifo["duplicates"] += r["duplicates"]
+            fifo["gaps"] += r["gaps"]
+            fifo["reorders"] += r["reorders"]
+            fifo["held"] += len(r["held"])
+    snapshots = dict.fromkeys(Snapshot.Status.values, 0)
+    for status in run.snapshots.values_list("status", flat=True):
+        snapshots[status] += 1
+    return {
+        "run": run.pk,
+        "topology": run.topology.name,
+        "workload": run.workload,
+        "status": run.status,
+        "rate": run.rate,
+        "processes": len(run.process_names),
+        "channels": len(run.channel_pairs),
+        **totals,
+        "messages_in_flight": totals["messages_sent"] - totals["messages_applied"],
+        **fifo,
+        "held_at_processes": sum(state_value(wl, d["state"]) for d in procs.values()),
+        "expected_total": run.expected_total,
+        "snapshots": snapshots,
+    }
+
+
+# --- snapshots ----------------------------------------------------------------------------
+
+
+def start_snapshot(run: Run, initiator: str | None = None, user: Any = None) -> Snapshot:
+    """Start a Chandy–Lamport snapshot of a run at one of its processes."""
+    if run.status == Run.Status.STOPPED:
+        raise ServiceError(f"run {run.pk} is stopped; snapshots need a running (or paused) run")
+    names = run.process_names
+    initiator = initiator or names[0]
+    if initiator not in names:
+        shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+        raise ServiceError(f"run {run.pk} has no process {initiator!r} (its processes: {shown})")
+    snapshot = Snapshot.objects.create(
+        run=run,
+        initiator=initiator,
+        processes_total=len(names),
+        channels_total=len(run.channel_pairs),
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transport().send_initiate(run.pk, initiator, snapshot.pk)
+    return snapshot
+
+
+def store_records(records: Iterable[dict[str, Any]]) -> list[int]:
+    """Store records sent by processes; finish the snapshots they complete.
+
+    Returns the ids of the snapshots that this call finished.
+    """
+    by_snapshot: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_snapshot[int(r["snapshot"])].append(r)
+    finished: list[int] = []
+    with transaction.atomic():
+        # Lock the snapshots first: two recorders finishing the same snapshot at once
+        # must not both miss each other's last record.
+        snapshots = {s.pk: s for s in Snapshot.objects.select_for_update().filter(pk__in=by_snapshot).order_by("pk")}
+        for snapshot_id, recs in by_snapshot.items():
+            snapshot = snapshots.get(snapshot_id)
+            if snapshot is None:
+                log.warning("records for unknown snapshot %s dropped", snapshot_id)
+                continue
+            _insert_records(snapshot, recs)
+            snapshot.processes_reported = snapshot.process_records.count()
+            snapshot.channels_reported = snapshot.channel_records.count()
+            fields = ["processes_reported", "channels_reported"]
+            if snapshot.status == Snapshot.Status.RUNNING and _is_whole(snapshot):
+                _finish(snapshot)
+                fields += ["status", "reason", "finished_at", "verdict"]
+                finished.append(snapshot.pk)
+            snapshot.save(update_fields=fields)
+    _announce(finished)
+    return finished
+
+
+def _insert_records(snapshot: Snapshot, recs: list[dict[str, Any]]) -> None:
+    def when(r: dict[str, Any]) -> datetime:
+        return datetime.fromtimestamp(r["t"], tz=UTC)
+
+    ProcessRecord.objects.bulk_create(
+        [
+            ProcessRecord(
+                snapshot=snapshot,
+                process=r["process"],
+                state=r["state"],
+                sent=r["sent"],
+                received=r["received"],
+                clock=r["clock"],
+                recorded_at=when(r),
+            )
+            for r in recs
+            if r["kind"] == "process"
+        ],
+        ignore_conflicts=True,  # a record resent after a crash is already here
+    )
+    ChannelRecord.objects.bulk_create(
+        [
+            ChannelRecord(
+                snapshot=snapshot,
+                src=r["src"],
+                dst=r["dst"],
+                messages=r["messages"],
+                markers=r["markers"],
+                closed_at=when(r),
+            )
+            for r in recs
+            if r["kind"] == "channel"
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _is_whole(snapshot: Snapshot) -> bool:
+    return (
+        snapshot.processes_reported >= snapshot.processes_total
+        and snapshot.channels_reported >= snapshot.channels_total
+    )
+
+
+def _finish(snapshot: Snapshot) -> None:
+    """Every process and channel has reported: compute the verdict and close it."""
+    snapshot.verdict = verdict_of(snapshot)
+    snapshot.status = Snapshot.Status.COMPLETE
+    snapshot.finished_at = timezone.now()
+    if not (snapshot.verdict["consistent"] and snapshot.verdict["conserved"]):
+        snapshot.reason = "the recorded state fails its verdict: " + "; ".join(snapshot.verdict["problems"][:5])
+
+
+def verdict_of(snapshot: Snapshot) -> dict[str, Any]:
+    run = snapshot.run
+    wl = get_workload(run.workload)
+    return compute_verdict(
+        run.process_names,
+        run.channel_pairs,
+        wl.unit,
+        wl.payload_unit,
+        run.expected_total,
+        [r.to_dict() for r in snapshot.process_records.all()],
+        [r.to_dict() for r in snapshot.channel_records.all()],
+    )
+
+
+def expire_snapshots(now: datetime | None = None) -> list[int]:
+    """End every running snapshot older than the timeout as ``failed``, saying what is missing."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CUTLINE["SNAPSHOT_TIMEOUT"])
+    expired: list[int] = []
+    for snapshot in Snapshot.objects.filter(status=Snapshot.Status.RUNNING, started_at__lt=cutoff).select_related("run"):
+        with transaction.atomic():
+            locked = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
+            if locked.status != Snapshot.Status.RUNNING:
+                continue
+            locked.status = Snapshot.Status.FAILED
+            locked.finished_at = now
+            locked.reason = _missing_reason(locked, settings.CUTLINE["SNAPSHOT_TIMEOUT"])
+            locked.save(update_fields=["status", "finished_at", "reason"])
+            expired.append(locked.pk)
+    _announce(expired)
+    return expired
+
+
+def fail_snapshot(snapshot: Snapshot, reason: str) -> bool:
+    """End a running snapshot as failed (its run was stopped, a record was lost …)."""
+    updated = Snapshot.objects.filter(pk=snapshot.pk, status=Snapshot.Status.RUNNING).update(
+        status=Snapshot.Status.FAILED, reason=reason, finished_at=timezone.now()
+    )
+    if updated:
+        _announce([snapshot.pk])
+    return bool(updated)
+
+
+def _missing_reason(snapshot: Snapshot, timeout: float) -> str:
+    run = snapshot.run
+    have_p = set(snapshot.process_records.values_list("process", flat=True))
+    have_c = set(snapshot.channel_records.values_list("src", "dst"))
+    missing_p = [p for p in run.process_names if p not in have_p]
+    missing_c = [f"{s}→{d}" for s, d in run.channel_pairs if (s, d) not in have_c]
+
+    def some(items: list[str]) -> str:
+        return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    parts = [f"timed out after {timeout:g} s"]
+    parts.append(f"{len(have_p)} of {snapshot.processes_total} processes and {len(have_c)} of {snapshot.channels_total} channels reported")
+    if missing_p:
+        parts.append(f"no record from {some(missing_p)}")
+    if missing_c:
+        parts.append(f"no marker arrived on {some(missing_c)}")
+    return "; ".join(parts)
+
+
+def _announce(snapshot_ids: list[int]) -> None:
+    """Tell anyone waiting (the CLI, tests) that these snapshots are finished."""
+    if not snapshot_ids:
+        return
+    transaction.on_commit(lambda: [store().redis.publish(SNAPSHOT_DONE_CHANNEL, sid) for sid in snapshot_ids])
+
+
+def wait_for_snapshot(snapshot_id: int, timeout: float) -> Snapshot:
+    """Block until the snapshot is finished (or ``timeout`` passes); return it fresh."""
+    pubsub = store().redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(SNAPSHOT_DONE_CHANNEL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            # Subscribed before this read, so a finish between the read and the wait is
+            # not missed: it arrives as a message.
+            snapshot = Snapshot.objects.select_related("run").get(pk=snapshot_id)
+            if snapshot.status != Snapshot.Status.RUNNING:
+                return snapshot
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return snapshot
+            pubsub.get_message(timeout=min(remaining, 1.0))
+    finally:
+        pubsub.close()
+
+
+def check_cluster() -> dict[str, str]:
+    """The live workers by shard; raise if the system ``make run`` starts is not up."""
+    try:
+        live = store().live_workers(time.time())
+    except Exception as exc:
+        raise ServiceError(
+            f"Cutline is not running: cannot reach Redis at {settings.REDIS_URL} ({exc.__class__.__name__})."
+            " Start it with `make run`, or set REDIS_URL."
+        ) from None
+    if not live:
+        raise ServiceError("Cutline is not running: no worker has reported in the last few seconds. Start it with `make run`.")
+    shards = {int(k.split("/")[1]) for k in live}
+    if len(shards) != 1:
+        raise ServiceError(f"workers disagree on the number of shards: {sorted(live)}")
+    total = shards.pop()
+    missing = [i for i in range(total) if f"{i}/{total}" not in live]
+    if missing:
+        raise ServiceError(f"no worker serves shard {', '.join(map(str, missing))} of {total}: its processes would stall")
+    return live
