@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cluster.process import Process, Step
 from cluster.store import Store
@@ -31,6 +31,15 @@ log = logging.getLogger("cutline.runtime")
 # After a stall (a long task, a paused VM) do not fire the whole backlog of workload
 # steps at once: at most this many rounds of every process.
 MAX_BURST_ROUNDS = 2
+
+
+class StepListener(Protocol):
+    """Told of every committed step (the live dashboard's publisher). It must be cheap:
+    it runs once per message, so it should only accumulate, and send on ``flush``."""
+
+    def on_step(self, run_id: int, process: Process, step: Step) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 def in_shard(index: int, shard: int, shards: int) -> bool:
@@ -54,7 +63,13 @@ class ServedRun:
 
 class Node:
     def __init__(
-        self, store: Store, transport: Transport, shard: int = 0, shards: int = 1, hostname: str = ""
+        self,
+        store: Store,
+        transport: Transport,
+        shard: int = 0,
+        shards: int = 1,
+        hostname: str = "",
+        listener: StepListener | None = None,
     ) -> None:
         if not 0 <= shard < shards:
             raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
@@ -63,6 +78,7 @@ class Node:
         self.shard = shard
         self.shards = shards
         self.hostname = hostname
+        self.listener = listener
         self.runs: dict[int, ServedRun] = {}
         self.processes: dict[tuple[int, str], Process] = {}
         self.last_tick = time.monotonic()
@@ -183,3 +199,5 @@ class Node:
         records = [{**r, "t": now} for r in step.records]
         self.store.commit_step(run_id, proc.name, proc.to_dict(), step.sends, records, events)
         self.transport.send_frames(run_id, step.sends)
+        if self.listener is not None:
+            self.listener.on_step(run_id, proc, step)
