@@ -29,8 +29,8 @@ from cluster.transport import Transport, queue_name
 log = logging.getLogger("cutline.runtime")
 
 # After a stall (a long task, a paused VM) do not fire the whole backlog of workload
-# steps at once: at most this many rounds of every process.
-MAX_BURST_ROUNDS = 2
+# steps at once: at most this many seconds' worth (and at least one round).
+MAX_BURST_SECONDS = 0.1
 
 
 class StepListener(Protocol):
@@ -157,7 +157,8 @@ class Node:
             if run.status != "running" or not run.mine:
                 run.credit = 0.0
                 continue
-            run.credit = min(run.credit + elapsed * run.rate * len(run.mine), MAX_BURST_ROUNDS * len(run.mine))
+            per_second = run.rate * len(run.mine)
+            run.credit = min(run.credit + elapsed * per_second, max(MAX_BURST_SECONDS * per_second, len(run.mine)))
             while run.credit >= 1:
                 run.credit -= 1
                 name = run.mine[run.cursor % len(run.mine)]

@@ -22,3 +22,8 @@ def deliver(run: int, frame: dict[str, Any]) -> None:
 @shared_task(name=INITIATE)
 def initiate(run: int, process: str, snapshot: int) -> None:
     current_node().initiate(run, process, snapshot)
+
+
+@shared_task(name="cluster.noop")
+def noop() -> None:
+    """Does nothing: the baseline the benchmarks measure the cluster's throughput against."""

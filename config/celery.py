@@ -30,8 +30,18 @@ app.conf.update(
     task_send_sent_event=False,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
-    # Redis: an unacked message (its worker died) becomes visible again after this long.
-    broker_transport_options={"visibility_timeout": 60},
+    # Redis: a message unacked for this long (its worker died) is delivered again, and
+    # the sweep that finds such messages runs every 2 s. A short timeout is safe here:
+    # a message redelivered while its first delivery is still running is a duplicate
+    # seq, which the receiving process drops. Without it, a SIGKILLed worker's message
+    # came back only after an hour, and its channel stalled behind the gap until then.
+    broker_transport_options={
+        "visibility_timeout": 10,
+        "unacked_restore_interval": 2,
+        "unacked_restore_throttle": 1,
+        "socket_timeout": 15,
+        "socket_connect_timeout": 5,
+    },
     task_default_queue="cutline.default",
 )
 app.autodiscover_tasks(["cluster"])
