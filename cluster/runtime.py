@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cluster.process import Process, Step
-from cluster.store import Store
+from cluster.store import StepCommit, Store
 from cluster.transport import Transport, queue_name
 
 log = logging.getLogger("cutline.runtime")
@@ -159,6 +159,9 @@ class Node:
                 continue
             per_second = run.rate * len(run.mine)
             run.credit = min(run.credit + elapsed * per_second, max(MAX_BURST_SECONDS * per_second, len(run.mine)))
+            # Steps of one tick are committed together, one store transaction and one
+            # outbox per process, however many steps each took.
+            stepped: dict[str, Step] = {}
             while run.credit >= 1:
                 run.credit -= 1
                 name = run.mine[run.cursor % len(run.mine)]
@@ -167,15 +170,19 @@ class Node:
                 if proc is not None:
                     step = proc.act(run.rng, run.params)
                     if step.sends:
-                        self._commit(run.id, proc, step)
+                        stepped.setdefault(name, Step()).extend(step)
                         done += 1
+            self._commit_many(run.id, [(self.processes[(run.id, n)], s) for n, s in stepped.items()])
         return done
 
     def forget_outboxes(self) -> None:
         """On a clean shutdown every outbox has been sent: persist that, so a restart
         does not resend them (which would be harmless, but counted as duplicates)."""
+        by_run: dict[int, list[StepCommit]] = {}
         for (run_id, name), proc in self.processes.items():
-            self.store.commit_step(run_id, name, proc.to_dict(), [], [], [])
+            by_run.setdefault(run_id, []).append(StepCommit(name, proc.to_dict(), [], [], []))
+        for run_id, commits in by_run.items():
+            self.store.commit_steps(run_id, commits)
 
     # -- internals ------------------------------------------------------------------
 
@@ -195,10 +202,26 @@ class Node:
         return proc
 
     def _commit(self, run_id: int, proc: Process, step: Step) -> None:
+        self._commit_many(run_id, [(proc, step)])
+
+    def _commit_many(self, run_id: int, steps: list[tuple[Process, Step]]) -> None:
+        if not steps:
+            return
         now = time.time()
-        events = [{**e, "t": now} for e in step.events]
-        records = [{**r, "t": now} for r in step.records]
-        self.store.commit_step(run_id, proc.name, proc.to_dict(), step.sends, records, events)
-        self.transport.send_frames(run_id, step.sends)
+        self.store.commit_steps(
+            run_id,
+            [
+                StepCommit(
+                    proc.name,
+                    proc.to_dict(),
+                    step.sends,
+                    [{**r, "t": now} for r in step.records],
+                    [{**e, "t": now} for e in step.events],
+                )
+                for proc, step in steps
+            ],
+        )
+        self.transport.send_frames(run_id, [frame for _, step in steps for frame in step.sends])
         if self.listener is not None:
-            self.listener.on_step(run_id, proc, step)
+            for proc, step in steps:
+                self.listener.on_step(run_id, proc, step)

@@ -19,6 +19,7 @@ broker message that caused the step is acked; receivers drop the duplicates by s
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -27,6 +28,17 @@ RUNS = "cutline:runs"
 RECORDS = "cutline:records"
 WORKERS = "cutline:workers"  # hash: "shard/shards" → "hostname expires_at"
 WORKER_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class StepCommit:
+    """What one process's step leaves behind: its new state, outbox, records and events."""
+
+    name: str
+    process: dict[str, Any]
+    outbox: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    events: list[dict[str, Any]]
 
 
 def meta_key(run: int) -> str:
@@ -108,22 +120,18 @@ class Store:
         raws = self.redis.mget([process_key(run, n) for n in names])
         return {n: json.loads(raw) for n, raw in zip(names, raws, strict=True) if raw}
 
-    def commit_step(
-        self,
-        run: int,
-        name: str,
-        process: dict[str, Any],
-        outbox: list[dict[str, Any]],
-        records: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-    ) -> None:
+    def commit_steps(self, run: int, commits: list[StepCommit]) -> None:
+        """Persist steps of processes of one run, all or nothing."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(process_key(run, name), json.dumps({**process, "outbox": outbox}))
-        if records:
-            pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in records))
+        events: list[str] = []
+        for c in commits:
+            pipe.set(process_key(run, c.name), json.dumps({**c.process, "outbox": c.outbox}))
+            if c.records:
+                pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in c.records))
+            events.extend(json.dumps(e) for e in c.events)
         if events:
             key = events_key(run)
-            pipe.lpush(key, *(json.dumps(e) for e in events))
+            pipe.lpush(key, *events)
             pipe.ltrim(key, 0, self.event_limit - 1)
         pipe.execute()
 

@@ -35,7 +35,13 @@ class Transport:
         with self.app.producer_or_acquire() as producer:
             for frame in frames:
                 self.app.send_task(
-                    DELIVER, args=[run, frame], queue=queue_name(run, frame["dst"]), producer=producer
+                    DELIVER,
+                    args=[run, frame],
+                    queue=queue_name(run, frame["dst"]),
+                    producer=producer,
+                    # The frame is its own description; skip Celery's repr of the arguments.
+                    argsrepr="",
+                    kwargsrepr="",
                 )
 
     def send_initiate(self, run: int, process: str, snapshot: int) -> None:
