@@ -63,7 +63,7 @@ class ChannelReceiver:
     def from_dict(cls, data: dict[str, Any]) -> ChannelReceiver:
         return cls(
             last=data["last"],
-            held={seq: frame for seq, frame in data["held"]},
+            held=dict(data["held"]),
             duplicates=data["duplicates"],
             gaps=data["gaps"],
             reorders=data["reorders"],

@@ -137,8 +137,8 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, only someone else's
+        pass
     return True
 
 
@@ -265,7 +265,9 @@ class Launcher:
         # loaddemo runs in its own process, with the environment the workers get: this
         # process read its settings before the bundled Redis existed.
         if "loaddemo" in get_commands():
-            subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), "loaddemo"], env=env, cwd=BASE_DIR, check=True)
+            done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), "loaddemo"], env=env, cwd=BASE_DIR)
+            if done.returncode != 0:
+                raise StartupError(f"`manage.py loaddemo` failed with exit code {done.returncode} (its output is above)")
         else:
             _say("warning: no loaddemo command yet, so no demo topologies were loaded")
         self._first_superuser()

@@ -76,8 +76,8 @@ class Process:
         self.workload = get_workload(workload)
         self.state = state
         self.clock: dict[str, int] = {}
-        self.sent: dict[str, int] = {dst: 0 for dst in self.outgoing}
-        self.applied: dict[str, int] = {src: 0 for src in self.incoming}
+        self.sent: dict[str, int] = dict.fromkeys(self.outgoing, 0)
+        self.applied: dict[str, int] = dict.fromkeys(self.incoming, 0)
         self.receivers: dict[str, ChannelReceiver] = {src: ChannelReceiver() for src in self.incoming}
         self.snapshots = SnapshotProcess(name, self.incoming, self.outgoing)
         self.counters: dict[str, int] = {

@@ -98,14 +98,7 @@ class LocalSnapshotDone:
     snapshot: int
 
 
-Effect = (
-    RecordLocalState
-    | SendMarker
-    | StartRecording
-    | RecordChannelMessage
-    | ChannelClosed
-    | LocalSnapshotDone
-)
+Effect = RecordLocalState | SendMarker | StartRecording | RecordChannelMessage | ChannelClosed | LocalSnapshotDone
 
 
 # --- state -----------------------------------------------------------------------------
@@ -149,9 +142,9 @@ class SnapshotProcess:
     def on_marker(self, snapshot: int, src: str, seq: int = 0) -> list[Effect]:
         """The marker of ``snapshot`` arrived on src→self (``seq`` is its frame number)."""
         self._check_incoming(src)
-        for other, rec in self.active.items():
-            if other != snapshot and src in rec.open:
-                rec.markers[src].append((seq, snapshot))
+        for other, other_rec in self.active.items():
+            if other != snapshot and src in other_rec.open:
+                other_rec.markers[src].append((seq, snapshot))
         if snapshot in self.finished:
             return []
         rec = self.active.get(snapshot)

@@ -71,9 +71,7 @@ def import_topology(data: Any, replace: bool = False) -> Topology:
         for i, p in enumerate(spec["processes"])
     )
     by_name = {p.name: p for p in processes}
-    Channel.objects.bulk_create(
-        Channel(topology=topology, src=by_name[s], dst=by_name[d]) for s, d in spec["channels"]
-    )
+    Channel.objects.bulk_create(Channel(topology=topology, src=by_name[s], dst=by_name[d]) for s, d in spec["channels"])
     return topology
 
 
@@ -137,7 +135,9 @@ def start_run(
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
     processes = {
-        p["name"]: SimProcess(p["name"], incoming[p["name"]], outgoing[p["name"]], workload, wl.initial_state(v)).to_dict()
+        p["name"]: SimProcess(
+            p["name"], incoming[p["name"]], outgoing[p["name"]], workload, wl.initial_state(v)
+        ).to_dict()
         for p, v in zip(spec["processes"], values, strict=True)
     }
     meta = {
@@ -337,7 +337,9 @@ def expire_snapshots(now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.CUTLINE["SNAPSHOT_TIMEOUT"])
     expired: list[int] = []
-    for snapshot in Snapshot.objects.filter(status=Snapshot.Status.RUNNING, started_at__lt=cutoff).select_related("run"):
+    for snapshot in Snapshot.objects.filter(status=Snapshot.Status.RUNNING, started_at__lt=cutoff).select_related(
+        "run"
+    ):
         with transaction.atomic():
             locked = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
             if locked.status != Snapshot.Status.RUNNING:
@@ -371,8 +373,11 @@ def _missing_reason(snapshot: Snapshot, timeout: float) -> str:
     def some(items: list[str]) -> str:
         return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
-    parts = [f"timed out after {timeout:g} s"]
-    parts.append(f"{len(have_p)} of {snapshot.processes_total} processes and {len(have_c)} of {snapshot.channels_total} channels reported")
+    parts = [
+        f"timed out after {timeout:g} s",
+        f"{len(have_p)} of {snapshot.processes_total} processes"
+        f" and {len(have_c)} of {snapshot.channels_total} channels reported",
+    ]
     if missing_p:
         parts.append(f"no record from {some(missing_p)}")
     if missing_c:
@@ -417,12 +422,16 @@ def check_cluster() -> dict[str, str]:
             " Start it with `make run`, or set REDIS_URL."
         ) from None
     if not live:
-        raise ServiceError("Cutline is not running: no worker has reported in the last few seconds. Start it with `make run`.")
+        raise ServiceError(
+            "Cutline is not running: no worker has reported in the last few seconds. Start it with `make run`."
+        )
     shards = {int(k.split("/")[1]) for k in live}
     if len(shards) != 1:
         raise ServiceError(f"workers disagree on the number of shards: {sorted(live)}")
     total = shards.pop()
     missing = [i for i in range(total) if f"{i}/{total}" not in live]
     if missing:
-        raise ServiceError(f"no worker serves shard {', '.join(map(str, missing))} of {total}: its processes would stall")
+        raise ServiceError(
+            f"no worker serves shard {', '.join(map(str, missing))} of {total}: its processes would stall"
+        )
     return live

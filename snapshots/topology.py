@@ -48,7 +48,8 @@ def graph_problems(names: list[str], channels: Iterable[tuple[str, str]]) -> lis
             problems.append(f"process name {name!r} may hold only letters, digits, '_', '-' and '.'")
         elif name in seen_names:
             problems.append(f"process name {name!r} is used twice")
-        seen_names.add(name)
+        if isinstance(name, str):  # a name from JSON may be a list, which no set can hold
+            seen_names.add(name)
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     for channel in channels:
@@ -56,8 +57,8 @@ def graph_problems(names: list[str], channels: Iterable[tuple[str, str]]) -> lis
             problems.append(f"channel {channel!r} is not a [source, destination] pair")
             continue
         src, dst = channel
-        if src not in seen_names or dst not in seen_names:
-            unknown = [n for n in (src, dst) if n not in seen_names]
+        unknown = [n for n in (src, dst) if not isinstance(n, str) or n not in seen_names]
+        if unknown:
             problems.append(f"channel {src}→{dst} names unknown process {', '.join(map(str, unknown))}")
         elif src == dst:
             problems.append(f"channel {src}→{dst} is a self-loop")
@@ -151,9 +152,7 @@ def validate(data: Any) -> dict[str, Any]:
     return {
         "name": name,
         "workload": workload,
-        "processes": [
-            {"name": p["name"], **{k: p[k] for k in VALUE_KEYS if k in p}} for p in processes
-        ],
+        "processes": [{"name": p["name"], **{k: p[k] for k in VALUE_KEYS if k in p}} for p in processes],
         "channels": [[s, d] for s, d in channels],
     }
 
@@ -171,7 +170,9 @@ def _topology(name: str, names: list[str], edges: list[tuple[str, str]], workloa
     return {"name": name, "workload": workload, "processes": processes, "channels": [list(e) for e in edges]}
 
 
-def ring(n: int, two_way: bool = False, workload: str = "bank", value: int = 100, name: str | None = None) -> dict[str, Any]:
+def ring(
+    n: int, two_way: bool = False, workload: str = "bank", value: int = 100, name: str | None = None
+) -> dict[str, Any]:
     names = _names(n)
     edges = [(names[i], names[(i + 1) % n]) for i in range(n)]
     if two_way:
@@ -222,7 +223,7 @@ def random_strongly_connected(
     order = names[:]
     rng.shuffle(order)
     edges = {(order[i], order[(i + 1) % n]) for i in range(n)}
-    target = max(n, min(int(round(degree * n)), n * (n - 1)))
+    target = max(n, min(round(degree * n), n * (n - 1)))
     while len(edges) < target:
         a, b = rng.sample(names, 2)
         edges.add((a, b))

@@ -22,7 +22,11 @@ class Command(BaseCommand):
         start.add_argument("--workload", choices=["bank", "token"], help="default: the topology's")
         start.add_argument("--rate", type=float, help="workload steps per second per process")
         start.add_argument("--seed", type=int, help="seed for the workload's random choices")
-        for name, text in [("stop", "stop a run"), ("pause", "stop new workload steps; channels drain"), ("resume", "resume a paused run")]:
+        for name, text in [
+            ("stop", "stop a run"),
+            ("pause", "stop new workload steps; channels drain"),
+            ("resume", "resume a paused run"),
+        ]:
             sub.add_parser(name, help=text).add_argument("run")
         rate = sub.add_parser("rate", help="change a run's rate")
         rate.add_argument("run")
