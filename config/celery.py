@@ -44,6 +44,8 @@ app.conf.update(
     },
     task_default_queue="cutline.default",
 )
+if app.conf.broker_url.startswith(("redis://", "rediss://", "unix://")):
+    app.conf.broker_transport = "cluster.broker:Transport"
 app.autodiscover_tasks(["cluster"])
 
 
