@@ -195,7 +195,9 @@ class Launcher:
     def _start(self) -> None:
         self._claim_runtime_env()
         if self.port_taken():
-            raise StartupError(f"port {self.port} on {self.probe_host} is already in use (choose another with PORT=…)")
+            raise StartupError(
+                f"port {self.port} on {self.probe_host} is taken: choose another (--port, or PORT=… with make run)"
+            )
         env = dict(os.environ)
         if "REDIS_URL" in env:
             redis_url = env["REDIS_URL"]
@@ -267,7 +269,7 @@ class Launcher:
         if "loaddemo" in get_commands():
             done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), "loaddemo"], env=env, cwd=BASE_DIR)
             if done.returncode != 0:
-                raise StartupError(f"`manage.py loaddemo` failed with exit code {done.returncode} (its output is above)")
+                raise StartupError(f"`manage.py loaddemo` failed (exit code {done.returncode}, output above)")
         else:
             _say("warning: no loaddemo command yet, so no demo topologies were loaded")
         self._first_superuser()

@@ -1,0 +1,120 @@
+"""Real Celery worker processes for the integration tests.
+
+``cluster_workers`` starts workers exactly as ``make run`` does (cluster/launcher.py
+builds both command lines), pointed at this session's Redis and broker and at the test
+database, and returns once every worker answers a control ping. Tests that use it see
+the database through ``transactional_db``: the workers are other processes, so they
+only see committed rows (and SQLite would keep them waiting on a test's open write
+transaction).
+
+    def test_it_takes_a_snapshot(cluster_workers):
+        cluster_workers(2)
+        ...
+
+When a test fails, every worker's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from celery import Celery
+
+from cluster.children import Child, StartupError, stop_all
+from cluster.launcher import start_workers, wait_for_workers, worker_queue
+
+_WORKERS = pytest.StashKey[list[Child]]()
+
+
+def _test_database_env() -> dict[str, str]:
+    """Environment that points a worker at the database this test session created."""
+    from django.db import connection
+
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite":
+        if connection.creation.is_in_memory_db(name):
+            raise pytest.UsageError("worker processes cannot share an in-memory SQLite test database")
+        return {"CUTLINE_SQLITE_PATH": name}
+    url = os.environ["DATABASE_URL"]
+    return {"DATABASE_URL": urlsplit(url)._replace(path=f"/{name}").geturl()}
+
+
+def _forget_broker_state(shards: int, own_redis: bool) -> None:
+    """Leave nothing on the broker for the next test's workers to consume.
+
+    Run ids restart with every flushed test database, so a queue left behind would
+    feed an old run's frames to a new run of the same id. A bundled Redis (the store,
+    and the broker unless CELERY_BROKER_URL is set) is simply emptied; on another
+    broker the queues this test's runs used are deleted one by one.
+    """
+    from django.conf import settings
+
+    from cluster.transport import queue_name
+    from snapshots.models import Run
+
+    if settings.CELERY_BROKER_URL != settings.REDIS_URL:
+        queues = [worker_queue(shard) for shard in range(shards)]
+        for run_id, spec in Run.objects.values_list("id", "spec"):
+            queues.extend(queue_name(run_id, p["name"]) for p in (spec or {}).get("processes", []))
+        app = Celery("cutline-cleanup", broker=settings.CELERY_BROKER_URL, set_as_current=False)
+        try:
+            with app.connection_for_write() as connection:
+                for queue in queues:
+                    # A fresh channel each time: on AMQP a failed delete closes its channel.
+                    with contextlib.suppress(Exception), connection.channel() as channel:
+                        channel.queue_delete(queue)
+        finally:
+            app.close()
+    if own_redis:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def cluster_workers(
+    request: pytest.FixtureRequest, transactional_db: None, own_redis: bool, tmp_path: Path
+) -> Iterator[Callable[[int], list[Child]]]:
+    """A function that starts ``n`` (default 2) real workers, shards 0..n-1; stopped after the test."""
+    from django.conf import settings
+
+    started: list[Child] = []
+    request.node.stash[_WORKERS] = started
+
+    def start(n: int = 2) -> list[Child]:
+        if started:
+            raise RuntimeError("cluster_workers already started workers for this test")
+        env = {**os.environ, **_test_database_env()}
+        workers = start_workers(n, env, log_dir=tmp_path / "workers")
+        started.extend(workers)
+        try:
+            wait_for_workers(workers, settings.CELERY_BROKER_URL)
+        except StartupError as exc:
+            logs = "\n\n".join(f"--- {w.name} ---\n{w.log_text()}" for w in workers)
+            pytest.fail(f"{exc}\n\n{logs}", pytrace=False)
+        return workers
+
+    yield start
+    shards = len(started)
+    stop_all(started)
+    if shards:
+        _forget_broker_state(shards, own_redis)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for worker in item.stash.get(_WORKERS, []):
+            report.sections.append((f"{worker.name} log", worker.log_text() or "(empty)"))
+    return report
