@@ -54,17 +54,45 @@ def transport() -> Transport:
 
 
 @transaction.atomic
-def import_topology(data: Any, replace: bool = False) -> Topology:
-    """Create a topology from its JSON (see ``snapshots/topology.py``); validated first."""
+def import_topology(data: Any, replace: bool = False, description: str = "") -> Topology:
+    """Create a topology from its JSON (see ``snapshots/topology.py``); validated first.
+
+    With ``replace``, a topology of the same name gets the new contents instead.
+    """
     spec = topo.validate(data)
     existing = Topology.objects.filter(name=spec["name"]).first()
     if existing is not None:
         if not replace:
             raise ServiceError(f"a topology named {spec['name']!r} already exists")
-        if existing.runs.exists():
-            raise ServiceError(f"topology {spec['name']!r} has runs; import it under another name")
-        existing.delete()
-    topology = Topology.objects.create(name=spec["name"], workload=spec["workload"])
+        return replace_topology(existing, spec, description or None)
+    topology = Topology.objects.create(name=spec["name"], workload=spec["workload"], description=description)
+    _create_graph(topology, spec)
+    return topology
+
+
+@transaction.atomic
+def replace_topology(topology: Topology, data: Any, description: str | None = None) -> Topology:
+    """Give an existing topology new contents (name, workload, processes, channels).
+
+    Its runs keep their own frozen copy of the topology they ran, so this is safe.
+    """
+    spec = topo.validate(data)
+    if Topology.objects.filter(name=spec["name"]).exclude(pk=topology.pk).exists():
+        raise ServiceError(f"a topology named {spec['name']!r} already exists")
+    current = topology.to_dict()
+    topology.name = spec["name"]
+    topology.workload = spec["workload"]
+    if description is not None:
+        topology.description = description
+    topology.save()
+    if spec["processes"] != current["processes"] or spec["channels"] != current["channels"]:
+        # Only then rewrite the rows: a rename leaves a big graph alone.
+        topology.processes.all().delete()  # their channels go with them
+        _create_graph(topology, spec)
+    return topology
+
+
+def _create_graph(topology: Topology, spec: dict[str, Any]) -> None:
     key = "tokens" if spec["workload"] == "token" else "balance"
     processes = Process.objects.bulk_create(
         Process(topology=topology, name=p["name"], position=i, initial_value=p.get(key, 0))
@@ -72,7 +100,6 @@ def import_topology(data: Any, replace: bool = False) -> Topology:
     )
     by_name = {p.name: p for p in processes}
     Channel.objects.bulk_create(Channel(topology=topology, src=by_name[s], dst=by_name[d]) for s, d in spec["channels"])
-    return topology
 
 
 def get_topology(name: str) -> Topology:

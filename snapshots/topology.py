@@ -23,6 +23,7 @@ MAX_NAME_LENGTH = 64
 # Process names become broker queue names and URL parts: keep them plain.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 VALUE_KEYS = ("balance", "tokens")
+MAX_VALUE = 2**31 - 1  # what the database column holds
 
 
 class TopologyError(ValueError):
@@ -91,10 +92,12 @@ def _connectivity_problems(names: list[str], edges: list[tuple[str, str]]) -> li
         backward[dst].append(src)
     root = names[0]
     # Strongly connected iff the root reaches everyone and everyone reaches the root.
-    unreached = [n for n in names if n not in _reachable(root, forward)]
+    reached = _reachable(root, forward)
+    unreached = [n for n in names if n not in reached]
     if unreached:
         return [f"{root} cannot reach {unreached[0]}" + _more(unreached) + " (the graph must be strongly connected)"]
-    cannot_return = [n for n in names if n not in _reachable(root, backward)]
+    returning = _reachable(root, backward)
+    cannot_return = [n for n in names if n not in returning]
     if cannot_return:
         return [
             f"{cannot_return[0]} cannot reach {root}" + _more(cannot_return) + " (the graph must be strongly connected)"
@@ -118,6 +121,8 @@ def state_problems(processes: list[dict[str, Any]], workload: str) -> list[str]:
                     problems.append(f"{name}: {key} must be a whole number, not {value!r}")
                 elif value < 0:
                     problems.append(f"{name}: {key} must not be negative ({value})")
+                elif value > MAX_VALUE:
+                    problems.append(f"{name}: {key} must be at most {MAX_VALUE} ({value})")
     if workload == "token":
         total = sum(p.get("tokens", 0) for p in processes if isinstance(p.get("tokens", 0), int))
         if total != 1:
@@ -176,7 +181,8 @@ def ring(
     names = _names(n)
     edges = [(names[i], names[(i + 1) % n]) for i in range(n)]
     if two_way:
-        edges += [(d, s) for s, d in edges if (d, s) not in edges]
+        one_way = set(edges)
+        edges += [(d, s) for s, d in edges if (d, s) not in one_way]
     return _topology(name or f"ring-{n}", names, edges, workload, value)
 
 

@@ -1,0 +1,562 @@
+"""The admin: topologies built by hand, by generator or from JSON; runs and snapshots read-only.
+
+A topology is judged as one whole by ``topology.validate`` (``topology.validate``):
+the main form and the two inlines are put back together into the topology JSON before
+anything is saved, so the admin refuses what the CLI and the API refuse, in the same
+words. Channels name their processes by name, so a new topology — processes and
+channels — is built in one save.
+
+Big topologies (a generated 1000-process graph has thousands of channels) are not
+edited row by row: past ``INLINE_LIMIT`` the inlines give way to the graph preview and
+JSON export/import, and the form checks its changes against the stored graph.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from snapshots import services
+from snapshots import topology as topo
+from snapshots.models import Channel, Process, Run, Snapshot, Topology
+
+INLINE_LIMIT = 500  # rows of processes plus channels shown as inlines (text inputs: light)
+MAX_GENERATED_CHANNELS = 20_000
+MAX_GENERATED_PROCESSES = 1000
+SHOWN_RECORDS = 50
+
+
+def _value_key(workload: str) -> str:
+    return "tokens" if workload == "token" else "balance"
+
+
+def is_large(topology: Topology | None) -> bool:
+    if topology is None or topology.pk is None:
+        return False
+    return topology.processes.count() + topology.channels.count() > INLINE_LIMIT
+
+
+def stored_spec(topology: Topology, name: str, workload: str) -> dict[str, Any]:
+    """The stored graph under a (possibly new) name and workload."""
+    key = _value_key(workload)
+    return {
+        **topology.to_dict(),
+        "name": name,
+        "workload": workload,
+        "processes": [{"name": p.name, key: p.initial_value} for p in topology.processes.order_by("position", "id")],
+    }
+
+
+# --- the topology form and its inlines ----------------------------------------------------
+
+
+class TopologyForm(forms.ModelForm):
+    class Meta:
+        model = Topology
+        fields = ["name", "workload", "description"]
+
+    # Set by the admin when the inlines are hidden: then the stored graph is what the
+    # new name and workload must suit.
+    check_stored_graph = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.check_stored_graph and "name" in data and "workload" in data:
+            try:
+                topo.validate(stored_spec(self.instance, data["name"], data["workload"]))
+            except topo.TopologyError as exc:
+                raise ValidationError(exc.problems) from None
+        return data
+
+
+class SiblingFormSet(BaseInlineFormSet):
+    """An inline formset that can see the other inline of the same page."""
+
+    def __init__(self, *args: Any, siblings: dict[type, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.siblings = siblings if siblings is not None else {}
+        self.siblings[self.model] = self
+
+
+class ProcessFormSet(SiblingFormSet):
+    def renames(self) -> dict[str, str | None]:
+        """Stored name → name after this save (None: deleted)."""
+        result: dict[str, str | None] = {}
+        for form in self.initial_forms:
+            old = form.initial.get("name")
+            if self._should_delete_form(form):
+                result[old] = None
+            elif form.cleaned_data.get("name", old) != old:
+                result[old] = form.cleaned_data["name"]
+        return result
+
+    def processes(self, workload: str) -> list[dict[str, Any]]:
+        key = _value_key(workload)
+        return [
+            {"name": form.cleaned_data["name"], key: form.cleaned_data.get("initial_value", 0)}
+            for form in self.forms
+            if form.cleaned_data and "name" in form.cleaned_data and not self._should_delete_form(form)
+        ]
+
+
+class ChannelForm(forms.ModelForm):
+    """A channel as two process names: they may name processes added in this same save."""
+
+    src_name = forms.CharField(label="from", max_length=topo.MAX_NAME_LENGTH)
+    dst_name = forms.CharField(label="to", max_length=topo.MAX_NAME_LENGTH)
+
+    class Meta:
+        model = Channel
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial.setdefault("src_name", self.instance.src.name)
+            self.initial.setdefault("dst_name", self.instance.dst.name)
+
+
+class ChannelFormSet(SiblingFormSet):
+    def clean(self) -> None:
+        super().clean()
+        processes = self.siblings.get(Process)
+        if processes is None or any(self.errors) or not processes.is_valid():
+            return
+        renames = processes.renames()
+        channels = []
+        for form in self.forms:
+            if not form.cleaned_data or self._should_delete_form(form):
+                continue
+            pair = [form.cleaned_data["src_name"], form.cleaned_data["dst_name"]]
+            if form.instance.pk and not form.has_changed():
+                # An untouched row follows its processes: renamed with them, and gone
+                # with a deleted one (the database deletes it too).
+                pair = [renames.get(n, n) for n in pair]
+                if None in pair:
+                    continue
+            channels.append(pair)
+        workload = self.instance.workload
+        spec = {
+            "name": self.instance.name,
+            "workload": workload,
+            "processes": processes.processes(workload),
+            "channels": channels,
+        }
+        try:
+            topo.validate(spec)
+        except topo.TopologyError as exc:
+            raise ValidationError(exc.problems) from None
+
+    def _with_processes(self, channel: Channel, form: forms.ModelForm) -> Channel:
+        if not hasattr(self, "_by_name"):
+            # Read once, after the process inline (saved first) has saved its rows.
+            self._by_name = {p.name: p for p in self.instance.processes.all()}
+        channel.src = self._by_name[form.cleaned_data["src_name"]]
+        channel.dst = self._by_name[form.cleaned_data["dst_name"]]
+        return channel
+
+    def save_new(self, form: forms.ModelForm, commit: bool = True) -> Channel:
+        channel = self._with_processes(form.save(commit=False), form)
+        channel.topology = self.instance
+        if commit:
+            channel.save()
+        return channel
+
+    def save_existing(self, form: forms.ModelForm, obj: Channel, commit: bool = True) -> Channel:
+        channel = self._with_processes(form.save(commit=False), form)
+        if commit:
+            channel.save()
+        return channel
+
+
+class ProcessInline(admin.TabularInline):
+    model = Process
+    formset = ProcessFormSet
+    fields = ["name", "initial_value"]
+    extra = 2
+
+
+class ChannelInline(admin.TabularInline):
+    model = Channel
+    form = ChannelForm
+    formset = ChannelFormSet
+    fields = ["src_name", "dst_name"]
+    extra = 2
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
+        return super().get_queryset(request).select_related("src", "dst")
+
+
+# --- generator and import forms -----------------------------------------------------------
+
+GENERATORS = [
+    ("ring", "ring (one-way)"),
+    ("ring2", "ring (two-way)"),
+    ("line", "line (two-way)"),
+    ("complete", "complete graph"),
+    ("star", "star (two-way)"),
+    ("grid", "grid (two-way)"),
+    ("random", "random strongly connected"),
+]
+
+
+class GenerateForm(forms.Form):
+    kind = forms.ChoiceField(choices=GENERATORS)
+    processes = forms.IntegerField(
+        min_value=2, max_value=MAX_GENERATED_PROCESSES, initial=10, required=False, help_text="every kind but grid"
+    )
+    rows = forms.IntegerField(
+        min_value=1, max_value=MAX_GENERATED_PROCESSES, initial=3, required=False, help_text="grid"
+    )
+    cols = forms.IntegerField(
+        min_value=1, max_value=MAX_GENERATED_PROCESSES, initial=3, required=False, help_text="grid"
+    )
+    degree = forms.FloatField(min_value=1, initial=2.0, required=False, help_text="random: average out-degree")
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0, required=False, help_text="random")
+    workload = forms.ChoiceField(choices=Topology.WORKLOADS, initial="bank")
+    balance = forms.IntegerField(
+        min_value=0,
+        max_value=topo.MAX_VALUE,
+        initial=100,
+        help_text="bank: every process's starting balance (token: one token at the first)",
+    )
+    name = forms.CharField(max_length=topo.MAX_NAME_LENGTH, required=False, help_text="default: kind and size")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == "grid":
+            rows, cols = data.get("rows"), data.get("cols")
+            if not rows or not cols:
+                raise ValidationError("a grid needs rows and cols")
+            n = rows * cols
+            if n < 2 or n > MAX_GENERATED_PROCESSES:
+                raise ValidationError(f"a grid of {rows}×{cols} has {n} processes; give 2 to {MAX_GENERATED_PROCESSES}")
+        elif kind:
+            n = data.get("processes") or 0
+            if n < 2:
+                raise ValidationError("give the number of processes (2 or more)")
+            if kind == "complete" and n * (n - 1) > MAX_GENERATED_CHANNELS:
+                raise ValidationError(
+                    f"a complete graph on {n} processes has {n * (n - 1)} channels; at most"
+                    f" {MAX_GENERATED_CHANNELS} are allowed, so at most 141 processes"
+                )
+            if kind == "random":
+                degree = data.get("degree") or 2.0
+                if degree > n - 1 or degree * n > MAX_GENERATED_CHANNELS:
+                    raise ValidationError(
+                        f"an average degree of {degree:g} on {n} processes is too many channels"
+                        f" (at most {n - 1:g} per process and {MAX_GENERATED_CHANNELS} in all)"
+                    )
+        return data
+
+    def topology(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        common = {"workload": d["workload"], "value": d["balance"], "name": d["name"] or None}
+        n = d.get("processes") or 0
+        match d["kind"]:
+            case "ring":
+                return topo.ring(n, **common)
+            case "ring2":
+                return topo.ring(n, two_way=True, **{**common, "name": d["name"] or f"ring2-{n}"})
+            case "line":
+                return topo.line(n, **common)
+            case "complete":
+                return topo.complete(n, **common)
+            case "star":
+                return topo.star(n, **common)
+            case "grid":
+                return topo.grid(d["rows"], d["cols"], **common)
+            case _:
+                return topo.random_strongly_connected(
+                    n, degree=d.get("degree") or 2.0, seed=d.get("seed") or 0, **common
+                )
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(required=False, help_text="a topology JSON file, as `manage.py topology export` writes")
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 12, "cols": 80}), label="or paste it")
+    replace = forms.BooleanField(
+        required=False, help_text="replace the topology of the same name (its runs stay: they keep their own copy)"
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        raw = upload.read() if upload else (data.get("text") or "").encode()
+        if not raw.strip():
+            raise ValidationError("choose a file or paste the JSON")
+        try:
+            data["topology"] = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"this is not valid JSON: {exc}") from None
+        return data
+
+
+# --- the admins ---------------------------------------------------------------------------
+
+
+@admin.register(Topology)
+class TopologyAdmin(admin.ModelAdmin):
+    form = TopologyForm
+    inlines = [ProcessInline, ChannelInline]
+    list_display = ["name", "workload", "process_count", "channel_count", "created_at"]
+    list_filter = ["workload"]
+    search_fields = ["name", "description"]
+    change_form_template = "admin/snapshots/topology/change_form.html"
+    change_list_template = "admin/snapshots/topology/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Topology]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(process_count=Count("processes", distinct=True), channel_count=Count("channels", distinct=True))
+        )
+
+    @admin.display(ordering="process_count", description="processes")
+    def process_count(self, obj: Topology) -> int:
+        return obj.process_count  # type: ignore[attr-defined]
+
+    @admin.display(ordering="channel_count", description="channels")
+    def channel_count(self, obj: Topology) -> int:
+        return obj.channel_count  # type: ignore[attr-defined]
+
+    def get_inlines(self, request: HttpRequest, obj: Topology | None) -> list[type]:
+        return [] if is_large(obj) else list(self.inlines)
+
+    def get_form(self, request: HttpRequest, obj: Topology | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        form.check_stored_graph = is_large(obj)
+        return form
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        # The channel inline judges the whole topology, so it needs the process inline.
+        if not hasattr(request, "_topology_formsets"):
+            request._topology_formsets = {}  # type: ignore[attr-defined]
+        kwargs["siblings"] = request._topology_formsets  # type: ignore[attr-defined]
+        return kwargs
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Process:
+            return super().save_formset(request, form, formset, change)
+        # New processes go after the existing ones, in the order they were entered.
+        processes = formset.save(commit=False)
+        for gone in formset.deleted_objects:
+            gone.delete()
+        last = max(form.instance.processes.values_list("position", flat=True), default=-1)
+        for process in processes:
+            if process.pk is None:
+                last += 1
+                process.position = last
+            process.save()
+        return None
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        obj = kwargs.get("obj")
+        if obj is not None:
+            context["topology_graph"] = obj.to_dict()
+            context["inlines_hidden"] = is_large(obj)
+            context["inline_limit"] = INLINE_LIMIT
+            context["export_url"] = reverse("admin:snapshots_topology_export", args=[obj.pk])
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    # -- extra pages ------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path("generate/", self.admin_site.admin_view(self.generate_view), name="snapshots_topology_generate"),
+            path("import/", self.admin_site.admin_view(self.import_view), name="snapshots_topology_import"),
+            path("<int:pk>/export/", self.admin_site.admin_view(self.export_view), name="snapshots_topology_export"),
+        ]
+        return extra + super().get_urls()
+
+    def _page(self, request: HttpRequest, form: forms.Form, title: str, intro: str, submit: str) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "intro": intro,
+            "submit_label": submit,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/snapshots/topology/form_page.html", context)
+
+    def _created(self, request: HttpRequest, topology: Topology, verb: str) -> HttpResponseRedirect:
+        self.message_user(
+            request,
+            f"{verb} {topology.name}: {topology.processes.count()} processes, {topology.channels.count()} channels",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:snapshots_topology_change", args=[topology.pk]))
+
+    def generate_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = GenerateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                topology = services.import_topology(form.topology())
+            except (topo.TopologyError, services.ServiceError) as exc:
+                form.add_error(None, _problems(exc))
+            else:
+                return self._created(request, topology, "generated")
+        intro = f"Builds a strongly connected topology and saves it; up to {MAX_GENERATED_PROCESSES} processes."
+        return self._page(request, form, "Generate a topology", intro, "Generate")
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data["topology"]
+            name = data.get("name") if isinstance(data, dict) else None
+            existing = Topology.objects.filter(name=name).first() if isinstance(name, str) else None
+            try:
+                if existing is not None and form.cleaned_data["replace"]:
+                    if not self.has_change_permission(request, existing):
+                        raise PermissionDenied
+                    return self._created(request, services.replace_topology(existing, data), "replaced")
+                return self._created(request, services.import_topology(data), "imported")
+            except (topo.TopologyError, services.ServiceError) as exc:
+                form.add_error(None, _problems(exc))
+        intro = "The JSON that `manage.py topology export NAME` prints (and `manage.py topology import` reads)."
+        return self._page(request, form, "Import a topology", intro, "Import")
+
+    def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        topology = get_object_or_404(Topology, pk=pk)
+        if not self.has_view_or_change_permission(request, topology):
+            raise PermissionDenied
+        # Byte for byte what `manage.py topology export NAME` prints.
+        response = HttpResponse(json.dumps(topology.to_dict(), indent=2) + "\n", content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="{topology.name}.json"'
+        return response
+
+
+def _problems(exc: Exception) -> list[str]:
+    return exc.problems if isinstance(exc, topo.TopologyError) else [str(exc)]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Runs and snapshots change only through the product (services), never here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2))
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "topology", "workload", "status", "rate", "created_at", "stopped_at", "created_by"]
+    list_filter = ["status", "workload"]
+    list_select_related = ["topology", "created_by"]
+    fields = [
+        "topology",
+        "workload",
+        "status",
+        "rate",
+        "seed",
+        "params",
+        "expected_total",
+        "created_at",
+        "stopped_at",
+        "created_by",
+        "frozen_topology",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="topology as it was when the run started")
+    def frozen_topology(self, run: Run) -> str:
+        return _pretty(run.spec)
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "initiator", "status", "started_at", "duration", "consistent"]
+    list_filter = ["status"]
+    search_fields = ["initiator"]
+    fields = [
+        "run",
+        "initiator",
+        "status",
+        "reason",
+        "started_at",
+        "finished_at",
+        "reported",
+        "verdict_shown",
+        "process_records",
+        "channel_records",
+        "export",
+    ]
+    readonly_fields = fields
+
+    @admin.display(boolean=True)
+    def consistent(self, snapshot: Snapshot) -> bool | None:
+        verdict = snapshot.verdict or {}
+        if not verdict:
+            return None
+        return bool(verdict.get("consistent") and verdict.get("conserved"))
+
+    def reported(self, snapshot: Snapshot) -> str:
+        return (
+            f"{snapshot.processes_reported} of {snapshot.processes_total} processes, "
+            f"{snapshot.channels_reported} of {snapshot.channels_total} channels"
+        )
+
+    @admin.display(description="verdict")
+    def verdict_shown(self, snapshot: Snapshot) -> str:
+        return _pretty(snapshot.verdict)
+
+    def process_records(self, snapshot: Snapshot) -> str:
+        records = snapshot.process_records.order_by("id")[:SHOWN_RECORDS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r.process, json.dumps(r.state), json.dumps(r.sent), json.dumps(r.received)) for r in records),
+        )
+        return format_html(
+            "<table><tr><th>process</th><th>state</th><th>sent</th><th>received</th></tr>{}</table>{}",
+            rows,
+            self._more(snapshot.processes_reported),
+        )
+
+    def channel_records(self, snapshot: Snapshot) -> str:
+        records = snapshot.channel_records.order_by("id")[:SHOWN_RECORDS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}→{}</td><td>{}</td></tr>",
+            ((r.src, r.dst, json.dumps(r.messages)) for r in records),
+        )
+        return format_html(
+            "<table><tr><th>channel</th><th>recorded messages</th></tr>{}</table>{}",
+            rows,
+            self._more(snapshot.channels_reported),
+        )
+
+    def _more(self, count: int) -> str:
+        return f"(the first {SHOWN_RECORDS} of {count}: the export has them all)" if count > SHOWN_RECORDS else ""
+
+    def export(self, snapshot: Snapshot) -> str:
+        url = reverse("api:snapshot-detail", args=[snapshot.pk])
+        links = ((f"{url}?format={fmt}", fmt.upper()) for fmt in ("json", "csv", "ndjson"))
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)

@@ -1,0 +1,131 @@
+"""Helpers shared by the API and admin tests (no tests here): users in roles, sample data.
+
+A run started through the API really writes to the test Redis, and a snapshot really
+puts an initiate message on the broker. Nothing consumes them in these tests, so
+``forget_runs`` removes them afterwards: run ids restart with every rolled-back test,
+and a later test's workers must not find an old run's messages under the same id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from cluster.store import WORKERS
+from cluster.transport import queue_name
+from snapshots import services
+from snapshots import topology as topo
+from snapshots.models import ChannelRecord, ProcessRecord, Run, Snapshot, Topology
+from snapshots.roles import sync_roles
+
+ROLES = ("viewer", "operator", "staff")
+
+
+def make_user(role: str | None, name: str | None = None) -> object:
+    """A user in ``role`` (None: signed in, but no role at all)."""
+    # Tests that flush the database (real workers) also drop the groups the migration made.
+    sync_roles(apps)
+    # No password: the tests sign in with tokens or force_login, and hashing one is slow.
+    user = get_user_model().objects.create_user(username=name or f"{role or 'nobody'}-user")
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role))
+    if role == "staff":
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+def token_client(user: object) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def make_topology(name: str = "ring3", n: int = 3) -> Topology:
+    return services.import_topology(topo.ring(n, two_way=True, name=name))
+
+
+def make_run(topology: Topology, status: str = Run.Status.RUNNING) -> Run:
+    """A run row only (no runtime state): enough for everything that reads history."""
+    spec = topology.to_dict()
+    return Run.objects.create(
+        topology=topology,
+        workload=topology.workload,
+        rate=1.0,
+        spec=spec,
+        status=status,
+        expected_total=sum(p.get("balance", p.get("tokens", 0)) for p in spec["processes"]),
+    )
+
+
+def make_finished_snapshot(run: Run, initiator: str = "p1", in_flight: int = 1) -> Snapshot:
+    """A complete, consistent snapshot of a 3-ring with ``in_flight`` messages on p1→p2."""
+    names = run.process_names
+    now = datetime.now(UTC)
+    snapshot = Snapshot.objects.create(
+        run=run,
+        initiator=initiator,
+        status=Snapshot.Status.COMPLETE,
+        processes_total=len(names),
+        channels_total=len(run.channel_pairs),
+        processes_reported=len(names),
+        channels_reported=len(run.channel_pairs),
+    )
+    for name in names:
+        ProcessRecord.objects.create(
+            snapshot=snapshot,
+            process=name,
+            state={"balance": 100 - (10 * in_flight if name == "p1" else 0)},
+            sent={dst: in_flight if (name, dst) == ("p1", "p2") else 0 for s, dst in run.channel_pairs if s == name},
+            received={src: 0 for src, d in run.channel_pairs if d == name},
+            clock={name: in_flight} if name == "p1" else {},
+            recorded_at=now,
+        )
+    for src, dst in run.channel_pairs:
+        messages = (
+            [{"seq": i, "payload": {"amount": 10}} for i in range(1, in_flight + 1)]
+            if (src, dst) == ("p1", "p2")
+            else []
+        )
+        ChannelRecord.objects.create(snapshot=snapshot, src=src, dst=dst, messages=messages, closed_at=now)
+    snapshot.verdict = services.verdict_of(snapshot)
+    snapshot.finished_at = datetime.now(UTC)
+    snapshot.save(update_fields=["verdict", "finished_at"])
+    return snapshot
+
+
+@contextlib.contextmanager
+def live_cluster() -> Iterator[None]:
+    """A worker heartbeat, so ``check_cluster`` lets runs and snapshots start; no worker runs."""
+    store = services.store()
+    store.heartbeat(0, 1, "api-test", time.time() + 600)
+    try:
+        yield
+    finally:
+        store.redis.hdel(WORKERS, "0/1")
+        forget_runs()
+
+
+def forget_runs() -> None:
+    """Remove what the runs of this test left in Redis and on the broker."""
+    from config.celery import app
+
+    runs = [(run_id, [p["name"] for p in spec["processes"]]) for run_id, spec in Run.objects.values_list("id", "spec")]
+    for run_id, names in runs:
+        services.store().delete_run(run_id, names)
+    with app.connection_for_write() as connection:
+        for run_id, names in runs:
+            for name in names:
+                # Emptied, not deleted: this process's producer remembers having declared
+                # the queue, so on AMQP a later publish to a deleted one would be dropped.
+                # A fresh channel each time: on AMQP a failed purge closes its channel.
+                with contextlib.suppress(Exception), connection.channel() as channel:
+                    channel.queue_purge(queue_name(run_id, name))
