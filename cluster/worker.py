@@ -2,9 +2,11 @@
 
 A consumer bootstep builds one :class:`~cluster.runtime.Node` per worker process for
 the shard given by ``CUTLINE_SHARD`` of ``CUTLINE_SHARDS``. Everything that touches
-process state runs on the worker's event loop (tasks in the solo pool, and the two
-timers below), so the node needs no locks. Storing records in the database is slow and
+process state runs on the worker's event loop (tasks in the solo pool, and the timers
+below), so the node needs no locks. Storing records in the database is slow and
 touches no process state, so it runs in a thread of its own (``cluster/recorder.py``).
+The node tells the dashboard's publisher of every step; a timer flushes it into at most
+20 frames per second per run, sent from a thread of its own (``snapshots/events.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ TICK_INTERVAL = 0.02  # workload steps are batched into ticks this far apart
 REFRESH_INTERVAL = 0.5  # how often a worker looks for new, changed or stopped runs
 
 _node: Node | None = None
+_publisher: Any = None  # snapshots.events.Publisher, imported once Django is ready
 
 
 def current_node() -> Node:
@@ -51,25 +54,35 @@ class CutlineNode(bootsteps.StartStopStep):
         self.recorder: Any = None
 
     def start(self, c: Any) -> None:
-        global _node
+        global _node, _publisher
         from cluster.recorder import Recorder
+        from snapshots.events import FRAME_INTERVAL, Publisher
 
         if _node is None:
             shard, shards = shard_from_env()
             store = Store.from_url(settings.REDIS_URL, settings.CUTLINE["EVENT_LOG_LIMIT"])
-            _node = Node(store, Transport(c.app), shard, shards, hostname=c.hostname)
+            _publisher = Publisher(settings.REDIS_URL, shards=shards)
+            _node = Node(store, Transport(c.app), shard, shards, hostname=c.hostname, listener=_publisher)
             self.recorder = Recorder(store)
             self.recorder.start()
-        node = _node
-        # A consumer restart (say, after the broker came back) rebuilds the task consumer
-        # with the command-line queues only: consume the served processes' queues again.
-        for queue in node.queues():
-            c.add_task_queue(queue)
         self.timers = [
+            # Queues are consumed from the event loop only: this step starts before the
+            # loop has given the task consumer its message callback, and on AMQP a queue
+            # consumed now is delivered a message nothing can take ("Consumer does not
+            # have any callbacks"), which wedges the channel (prefetch 1) for good.
+            c.timer.call_after(0.0, self._resume, (c,)),
             c.timer.call_repeatedly(REFRESH_INTERVAL, self._refresh, (c,)),
             c.timer.call_repeatedly(TICK_INTERVAL, self._tick),
+            c.timer.call_repeatedly(FRAME_INTERVAL, self._flush),
         ]
-        self._refresh(c)
+
+    @classmethod
+    def _resume(cls, c: Any) -> None:
+        # A consumer restart (say, after the broker came back) rebuilds the task consumer
+        # with the command-line queues only: consume the served processes' queues again.
+        for queue in current_node().queues():
+            c.add_task_queue(queue)
+        cls._refresh(c)
 
     @staticmethod
     def _refresh(c: Any) -> None:
@@ -85,6 +98,14 @@ class CutlineNode(bootsteps.StartStopStep):
         except Exception:
             log.exception("workload tick failed")
 
+    @staticmethod
+    def _flush() -> None:
+        try:
+            if _publisher is not None:
+                _publisher.flush()
+        except Exception:  # the dashboard is a hint: never let it stop the processes
+            log.exception("publishing to the dashboard failed")
+
     def stop(self, c: Any) -> None:
         for tref in self.timers:
             tref.cancel()
@@ -94,5 +115,7 @@ class CutlineNode(bootsteps.StartStopStep):
         self.stop(c)
         if _node is not None:
             _node.forget_outboxes()
+        if _publisher is not None:
+            _publisher.close()
         if self.recorder is not None:
             self.recorder.stop()

@@ -13,15 +13,18 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from snapshots.routing import websocket_urlpatterns  # noqa: E402
 
+# Daphne is the only server `make run` starts, so it serves /static/ itself (the
+# dashboard's scripts, the vendored Cytoscape and D3, the admin's CSS).
 # A page from another origin must not ride a signed-in user's session cookie into the
 # socket (browsers send cookies on cross-site WebSocket handshakes): check the Origin
 # against ALLOWED_HOSTS before the session is even read.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

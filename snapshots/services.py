@@ -187,8 +187,10 @@ def set_run_status(run: Run, status: str) -> Run:
         raise ServiceError(f"run {run.pk} is stopped; start a new run instead")
     run.status = status
     run.stopped_at = timezone.now() if status == Run.Status.STOPPED else None
-    run.save(update_fields=["status", "stopped_at"])
-    store().update_run(run.pk, status=status)
+    # One change or none: if the store (the workers' view) cannot take it, the database keeps the old status.
+    with transaction.atomic():
+        run.save(update_fields=["status", "stopped_at"])
+        store().update_run(run.pk, status=status)
     if status == Run.Status.STOPPED:
         for snapshot in run.snapshots.filter(status=Snapshot.Status.RUNNING):
             fail_snapshot(snapshot, f"run {run.pk} was stopped before the snapshot finished")
@@ -199,8 +201,9 @@ def set_run_rate(run: Run, rate: float) -> Run:
     if not 0 < rate <= MAX_RATE:
         raise ServiceError(f"rate must be above 0 and at most {MAX_RATE:g} steps per second per process")
     run.rate = rate
-    run.save(update_fields=["rate"])
-    store().update_run(run.pk, rate=rate)
+    with transaction.atomic():
+        run.save(update_fields=["rate"])
+        store().update_run(run.pk, rate=rate)
     return run
 
 

@@ -11,7 +11,8 @@ transaction).
         cluster_workers(2)
         ...
 
-When a test fails, every worker's log is attached to its report.
+When a test fails, every worker's log is attached to its report. ``replacement_worker``
+starts a new worker for a shard whose worker a test stopped or killed (recovery tests).
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ import pytest
 import redis
 from celery import Celery
 
-from cluster.children import Child, StartupError, stop_all
-from cluster.launcher import start_workers, wait_for_workers, worker_queue
+from cluster.children import Child, StartupError, stop_all, wait_until
+from cluster.launcher import (
+    BASE_DIR,
+    start_workers,
+    wait_for_workers,
+    worker_argv,
+    worker_env,
+    worker_nodename,
+    worker_queue,
+)
 
 _WORKERS = pytest.StashKey[list[Child]]()
 
@@ -107,6 +116,65 @@ def cluster_workers(
     stop_all(started)
     if shards:
         _forget_broker_state(shards, own_redis)
+
+
+@pytest.fixture
+def replacement_worker(
+    request: pytest.FixtureRequest, cluster_workers: Callable[[int], list[Child]], tmp_path: Path
+) -> Callable[[int, int], Child]:
+    """A function that starts a new worker for shard ``i`` of ``n`` once its first one is gone.
+
+    For recovery tests: stop or kill a worker of the cluster ``cluster_workers`` started,
+    then start its replacement. The replacement joins that fixture's workers, so it is
+    stopped with them and its log is attached to a failing test's report too.
+    """
+    from django.conf import settings
+
+    def serves(worker: Child, shard: int) -> bool:
+        # Names are "worker shard<i>" (cluster_workers) or "worker shard<i>#<n>" (replacements).
+        return worker.name.split()[-1].partition("#")[0] == f"shard{shard}"
+
+    def start(shard: int, shards: int) -> Child:
+        started = request.node.stash.get(_WORKERS, [])
+        if not started:
+            raise RuntimeError("start the cluster with cluster_workers(n) before replacing a worker")
+        if any(w.alive() and serves(w, shard) for w in started):
+            raise RuntimeError(f"a worker for shard {shard} is still running: stop or kill it first")
+        generation = 1 + sum(serves(w, shard) for w in started)
+        env = {**os.environ, **_test_database_env()}
+        worker = Child.start(
+            f"worker shard{shard}#{generation}",
+            worker_argv(shard),
+            env=worker_env(env, shard, shards),
+            cwd=BASE_DIR,
+            log_path=tmp_path / "workers" / f"shard{shard}-{generation}.log",
+        )
+        started.append(worker)
+        # Same readiness probe as wait_for_workers, for one node name (the old worker of
+        # this shard answered to the same name, but it is gone).
+        from config.celery import app
+
+        probe = Celery("cutline-probe", broker=settings.CELERY_BROKER_URL, set_as_current=False)
+        probe.conf.update(
+            control_exchange=app.conf.control_exchange,
+            broker_transport_options=app.conf.broker_transport_options,
+            broker_connection_retry_on_startup=True,
+        )
+        name = worker_nodename(shard)
+        try:
+            wait_until(
+                lambda: any(name in reply for reply in probe.control.ping(destination=[name], timeout=0.5)),
+                what=f"{worker.name} to answer a ping",
+                timeout=90.0,
+                children=[worker],
+            )
+        except StartupError as exc:
+            pytest.fail(f"{exc}\n\n--- {worker.name} ---\n{worker.log_text()}", pytrace=False)
+        finally:
+            probe.close()
+        return worker
+
+    return start
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from snapshots.services import ServiceError
@@ -18,5 +20,11 @@ def service_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
             return handler(*args, **kwargs)
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            # The commands that skip check_cluster (status, stop …) meet a missing Redis here.
+            raise CommandError(
+                f"Cutline is not running: cannot reach Redis at {settings.REDIS_URL} ({exc.__class__.__name__})."
+                " Start it with `make run`, or set REDIS_URL."
+            ) from None
 
     return wrapped

@@ -1,0 +1,239 @@
+// The topology as a live Cytoscape graph: render(model) sets what each process and
+// channel shows; animate(model, now) moves the markers along their channels.
+//
+// A process shows its name and its share of the workload's conserved quantity; it fills
+// with a slice of each running snapshot's colour once it has recorded for it (so
+// concurrent snapshots show side by side), and is ringed in the colour of the finished
+// snapshot the panel shows. A channel shows how many messages are in flight, and while
+// a snapshot runs it is dashed ("recording") until its marker arrives, then solid with
+// the number of messages recorded in it.
+
+import { channelId, inFlight, runningSnapshots, snapshotColour, unitValue } from "./model.js";
+
+const TRAVEL_MS = 900; // a marker's trip along a channel, drawn: long enough to be seen
+const WAIT_AT = 0.85; // where a marker waits (behind the messages ahead of it) until it is received
+const MAX_SLICES = 8;
+
+const STYLE = [
+  {
+    selector: "node.process",
+    style: {
+      label: "data(label)",
+      "text-wrap": "wrap",
+      "text-valign": "center",
+      "text-halign": "center",
+      "font-size": 12,
+      "font-family": "DejaVu Sans Mono, monospace",
+      color: "#1d2330",
+      "text-outline-color": "#ffffff",
+      "text-outline-width": 2,
+      width: 54,
+      height: 54,
+      "background-color": "#ffffff",
+      "border-width": 2,
+      "border-color": "#5b6478",
+      "pie-size": "100%",
+    },
+  },
+  { selector: "node.process.selected", style: { "border-color": "#2952cc", "border-width": 4 } },
+  {
+    selector: "edge",
+    style: {
+      "curve-style": "bezier",
+      "control-point-step-size": 36,
+      "target-arrow-shape": "triangle",
+      "arrow-scale": 0.9,
+      width: "data(width)",
+      "line-color": "#b7bfcc",
+      "target-arrow-color": "#b7bfcc",
+      label: "data(label)",
+      "font-size": 10,
+      "font-family": "DejaVu Sans Mono, monospace",
+      color: "#3d4454",
+      "text-background-color": "#ffffff",
+      "text-background-opacity": 0.85,
+      "text-background-padding": 1,
+    },
+  },
+  { selector: "edge.recording", style: { "line-style": "dashed", "line-dash-pattern": [6, 4] } },
+  { selector: "edge.selected", style: { "line-color": "#2952cc", "target-arrow-color": "#2952cc" } },
+  {
+    selector: "node.marker",
+    style: {
+      shape: "diamond",
+      width: 14,
+      height: 14,
+      "background-color": "data(colour)",
+      "border-width": 1,
+      "border-color": "#ffffff",
+      events: "no",
+      "z-index": 10,
+    },
+  },
+];
+
+// Many processes: smaller nodes and labels, so the graph stays readable at a glance.
+const BIG_STYLE = [
+  { selector: "node.process", style: { width: 30, height: 30, "font-size": 8 } },
+  { selector: "edge", style: { "font-size": 8, "arrow-scale": 0.6 } },
+];
+
+export function createGraph(container, model, handlers) {
+  const elements = [];
+  for (const name of model.order) elements.push({ group: "nodes", data: { id: name, label: name }, classes: "process" });
+  for (const c of Object.values(model.channels)) {
+    elements.push({ group: "edges", data: { id: c.id, source: c.src, target: c.dst, label: "", width: 1.5 } });
+  }
+  // Small topologies on a circle, in the run's order (rings look like rings); larger
+  // ones laid out by force, starting from that circle so the result is the same each time.
+  const big = model.order.length > 12;
+  const cy = cytoscape({
+    container,
+    elements,
+    style: big ? [...STYLE, ...BIG_STYLE] : STYLE,
+    layout: { name: "circle", padding: 40, startAngle: -Math.PI / 2 },
+    minZoom: 0.2,
+    maxZoom: 3,
+    boxSelectionEnabled: false,
+  });
+  if (big) {
+    cy.layout({
+      name: "cose",
+      randomize: false,
+      animate: false,
+      padding: 20,
+      nodeRepulsion: () => 200000,
+      idealEdgeLength: () => 50,
+      gravity: 0.3,
+      numIter: 1500,
+    }).run();
+  }
+  cy.on("tap", "node.process", (e) => handlers.selectProcess(e.target.id()));
+  cy.on("tap", "edge", (e) => handlers.selectChannel(e.target.id()));
+  cy.on("tap", (e) => {
+    if (e.target === cy) handlers.clear();
+  });
+  window.addEventListener("resize", () => cy.resize());
+  return new Graph(cy);
+}
+
+class Graph {
+  constructor(cy) {
+    this.cy = cy;
+    this.drawn = new Map(); // element id → what it shows now, to skip unchanged ones
+  }
+
+  // Cytoscape redraws whatever is touched: touch only what changed.
+  changed(id, key) {
+    if (this.drawn.get(id) === key) return false;
+    this.drawn.set(id, key);
+    return true;
+  }
+
+  render(model) {
+    const running = runningSnapshots(model).slice(-MAX_SLICES);
+    const focus = model.snapshots[model.focus];
+    const ringed = focus && focus.status !== "running" ? focus : null;
+    this.cy.batch(() => {
+      for (const name of model.order) {
+        const node = this.cy.getElementById(name);
+        const p = model.processes[name];
+        if (!node.nonempty() || !p) continue;
+        const label = `${name}\n${unitValue(model, p)}`;
+        const slices = running.filter((s) => name in s.recorded);
+        const recordedInFocus = ringed && ringed.export && ringed.export.processes.some((r) => r.process === name);
+        const selected = !!(model.selection && model.selection.kind === "process" && model.selection.id === name);
+        const key = `${label}|${slices.map((s) => s.id)}|${recordedInFocus ? ringed.id : ""}|${selected}`;
+        if (!this.changed(name, key)) continue;
+        node.data("label", label);
+        const style = {};
+        for (let i = 1; i <= MAX_SLICES; i++) {
+          const s = slices[i - 1];
+          style[`pie-${i}-background-color`] = s ? snapshotColour(s.id) : "#ffffff";
+          style[`pie-${i}-background-size`] = s ? `${100 / slices.length}%` : "0%";
+        }
+        style["border-color"] = recordedInFocus ? snapshotColour(ringed.id) : "#5b6478";
+        style["border-width"] = recordedInFocus ? 4 : 2;
+        node.style(style);
+        node.toggleClass("selected", selected);
+      }
+      for (const c of Object.values(model.channels)) {
+        const edge = this.cy.getElementById(c.id);
+        if (!edge.nonempty()) continue;
+        const n = inFlight(model, c);
+        const active = [...running].reverse().find((s) => s.channels[c.id]);
+        const state = active ? active.channels[c.id] : null;
+        let label = n ? `${n}` : "";
+        let colour = "#b7bfcc";
+        if (state && state.status === "recording") {
+          label = `${n} · rec ${state.count || 0}`;
+          colour = snapshotColour(active.id);
+        } else if (state && state.status === "closed") {
+          label = `${n} · ${state.count ?? (state.messages || []).length} recorded`;
+          colour = snapshotColour(active.id);
+        }
+        const selected = model.selection && model.selection.kind === "channel" && model.selection.id === c.id;
+        if (!this.changed(c.id, `${label}|${colour}|${state ? state.status : ""}|${selected}`)) continue;
+        edge.data({ label, width: 1.5 + Math.min(5, Math.log2(1 + n)) });
+        edge.toggleClass("recording", !!(state && state.status === "recording"));
+        edge.toggleClass("selected", !!selected);
+        edge.style({ "line-color": selected ? "#2952cc" : colour, "target-arrow-color": selected ? "#2952cc" : colour });
+      }
+    });
+  }
+
+  // Markers are drawn from the model's marker list; their position is a function of
+  // time only, so this runs on every animation frame while any is on its way.
+  animate(model, now) {
+    const alive = new Set();
+    for (const m of model.markers) {
+      const id = `marker-${m.snapshot}-${m.src}-${m.dst}-${m.seq}`;
+      // Every marker makes the whole trip, so even one received at once is seen; one
+      // not yet received waits near the end, then finishes the trip once it is.
+      const t = (now - m.sentAt) / TRAVEL_MS;
+      let f = Math.min(WAIT_AT, t);
+      if (m.receivedAt !== null) {
+        const r = (m.receivedAt - m.sentAt) / TRAVEL_MS;
+        f = r <= WAIT_AT ? t : WAIT_AT + (t - r);
+      }
+      if (f >= 1) continue;
+      const edge = this.cy.getElementById(channelId(m.src, m.dst));
+      if (!edge.nonempty()) continue;
+      alive.add(id);
+      const position = pointOn(edge, Math.max(0, f));
+      let node = this.cy.getElementById(id);
+      if (node.empty()) {
+        node = this.cy.add({
+          group: "nodes",
+          data: { id, colour: snapshotColour(m.snapshot) },
+          classes: "marker",
+          position,
+          selectable: false,
+          grabbable: false,
+        });
+      } else {
+        node.position(position);
+      }
+    }
+    this.cy.nodes(".marker").forEach((node) => {
+      if (!alive.has(node.id())) node.remove();
+    });
+    return alive.size > 0;
+  }
+
+  processPosition(name) {
+    const node = this.cy.getElementById(name);
+    return node.nonempty() ? node.renderedPosition() : null;
+  }
+}
+
+// A point a fraction f along an edge, following its curve: Cytoscape draws a bezier
+// edge as a quadratic curve through its midpoint, whose control point follows from it.
+function pointOn(edge, f) {
+  const a = edge.sourceEndpoint();
+  const b = edge.targetEndpoint();
+  const mid = edge.midpoint();
+  const c = { x: 2 * mid.x - (a.x + b.x) / 2, y: 2 * mid.y - (a.y + b.y) / 2 };
+  const u = 1 - f;
+  return { x: u * u * a.x + 2 * u * f * c.x + f * f * b.x, y: u * u * a.y + 2 * u * f * c.y + f * f * b.y };
+}

@@ -1,0 +1,396 @@
+// The dashboard's model and the one function that changes it: applyEvent(model, event).
+//
+// In the manner of RaftScope, everything the page knows is plain data here, and every
+// change to it is an event: a frame from the server (state, delta, heartbeat, reply,
+// error), a change of the connection, a click, a fetched export. applyEvent reads
+// nothing but its arguments (no DOM, no clock, no network: an event that needs the time
+// carries it as `now`), so the same events give the same model; render(model) in
+// graph.js and panels.js draws it and never changes it.
+//
+// The stream contract (snapshots/stream.py): each source numbers its frames of the run
+// 1, 2, 3 …; the state says which number it is current to (`cursors`). A delta at or
+// below its source's cursor is already in the state; one beyond cursor + 1 means frames
+// were lost, so the model sets stream.reload and the caller fetches state.json.
+
+export const PALETTE = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#d6336c", "#5c7cfa"];
+
+export function snapshotColour(id) {
+  return PALETTE[id % PALETTE.length];
+}
+
+export function channelId(src, dst) {
+  return `${src}→${dst}`;
+}
+
+export function emptyModel() {
+  return {
+    run: null,
+    order: [], // process names, in the run's order
+    processes: {}, // name → {name, state, sent, applied, clock, counters, fifo, recording}
+    channels: {}, // "p→q" → {id, src, dst, messages: {seq: payload}} (the newest we were told of)
+    snapshots: {}, // id → snapshot (history row + live progress + export once fetched)
+    history: { counts: { running: 0, complete: 0, failed: 0 }, duration: { count: 0, sum: 0, min: null, max: null } },
+    markers: [], // {snapshot, src, dst, seq, sentAt, receivedAt}
+    stream: { cursors: {}, suspect: {}, reload: false, reason: null, reloads: 0 },
+    connection: { status: "connecting", code: null, message: null, lastMessageAt: null },
+    permissions: { control: false },
+    heartbeat: 5,
+    notice: null, // {kind: "error" | "info", text, at}
+    selection: null, // {kind: "process" | "channel", id}
+    focus: null, // the snapshot the panel shows
+    frames: 0,
+    lag: null, // seconds from the oldest change in the last frame to its arrival
+    diagram: null, // {snapshot, found, processes, events}
+    liveState: true, // false: the store has lost the run (Redis restarted)
+  };
+}
+
+// --- derived values (pure helpers the renderers share) ------------------------------------
+
+export function inFlight(model, channel) {
+  const src = model.processes[channel.src];
+  const dst = model.processes[channel.dst];
+  if (!src || !dst) return 0;
+  return Math.max(0, (src.sent[channel.dst] || 0) - (dst.applied[channel.src] || 0));
+}
+
+export function unitValue(model, process) {
+  return process.state[model.run ? model.run.unit : "balance"] ?? 0;
+}
+
+export function progress(model, snapshot) {
+  const processesTotal = snapshot.reported.processes_total || model.order.length;
+  const channelsTotal = snapshot.reported.channels_total || Object.keys(model.channels).length;
+  if (snapshot.status !== "running") {
+    return {
+      processes: snapshot.reported.processes,
+      processesTotal,
+      channels: snapshot.reported.channels,
+      channelsTotal,
+    };
+  }
+  const closed = Object.values(snapshot.channels).filter((c) => c.status === "closed").length;
+  return {
+    processes: Math.max(Object.keys(snapshot.recorded).length, snapshot.reported.processes),
+    processesTotal,
+    channels: Math.max(closed, snapshot.reported.channels),
+    channelsTotal,
+  };
+}
+
+export function runningSnapshots(model) {
+  return Object.values(model.snapshots)
+    .filter((s) => s.status === "running")
+    .sort((a, b) => a.id - b.id);
+}
+
+// --- applyEvent ------------------------------------------------------------------------------
+
+export function applyEvent(model, event) {
+  switch (event.type) {
+    case "state":
+      return applyState(model, event);
+    case "delta":
+      return applyDelta(model, event);
+    case "heartbeat":
+      return applyHeartbeat(model, event);
+    case "reply":
+      return applyReply(model, event);
+    case "error":
+      model.notice = { kind: "error", text: event.message, at: event.now };
+      return model;
+    case "connection":
+      model.connection = {
+        ...model.connection,
+        status: event.status,
+        code: event.code ?? null,
+        message: event.message ?? null,
+      };
+      return model;
+    case "select":
+      model.selection = event.kind ? { kind: event.kind, id: event.id } : null;
+      return model;
+    case "focus":
+      model.focus = event.snapshot;
+      return model;
+    case "export":
+      if (model.snapshots[event.snapshot.id]) model.snapshots[event.snapshot.id].export = event.snapshot;
+      return model;
+    case "diagram":
+      model.diagram = event.diagram;
+      return model;
+    case "dismiss":
+      model.notice = null;
+      return model;
+    default:
+      return model;
+  }
+}
+
+function needReload(model, reason) {
+  model.stream.reload = true;
+  model.stream.reason = reason;
+  return model;
+}
+
+function applyState(model, state) {
+  const old = model;
+  const m = emptyModel();
+  m.connection = { ...old.connection, lastMessageAt: state.now ?? old.connection.lastMessageAt };
+  m.selection = old.selection;
+  m.focus = old.focus;
+  m.frames = old.frames;
+  m.diagram = old.diagram;
+  m.notice = old.notice;
+  m.markers = old.markers;
+  m.stream.reloads = old.stream.reloads + (old.run ? 1 : 0);
+  m.run = { ...state.run };
+  m.permissions = { ...state.permissions };
+  m.heartbeat = state.heartbeat;
+  for (const p of state.processes) {
+    m.order.push(p.name);
+    m.processes[p.name] = { ...p };
+  }
+  for (const id of state.channels) {
+    const [src, dst] = id.split("→");
+    const before = old.channels[id];
+    m.channels[id] = { id, src, dst, messages: before ? before.messages : {} };
+    trimChannel(m, m.channels[id]);
+  }
+  for (const summary of state.snapshots) {
+    const before = old.snapshots[summary.id];
+    m.snapshots[summary.id] = fromSummary(summary, before);
+  }
+  for (const [id, live] of Object.entries(state.live)) {
+    const snap = m.snapshots[id];
+    if (!snap) continue;
+    snap.recorded = { ...live.recorded };
+    snap.channels = {};
+    for (const [cid, c] of Object.entries(live.channels)) snap.channels[cid] = { ...c };
+  }
+  m.history = structuredClone(state.history);
+  m.liveState = state.live_state !== false;
+  if (!m.liveState) {
+    m.notice = {
+      kind: "error",
+      text: "This run's processes are no longer in the store (Cutline was restarted since it ran): only its snapshots are left.",
+      at: state.now ?? 0,
+    };
+  }
+  m.stream.cursors = { ...state.cursors };
+  m.markers = m.markers.filter((mk) => !markerArrived(m, mk));
+  if (m.focus === null) {
+    const newest = Object.values(m.snapshots).sort((a, b) => b.id - a.id)[0];
+    if (newest) m.focus = newest.id;
+  }
+  return m;
+}
+
+function fromSummary(summary, before) {
+  return {
+    ...summary,
+    recorded: before ? before.recorded : {},
+    channels: before ? before.channels : {},
+    export: before ? before.export : null,
+  };
+}
+
+function ensureSnapshot(model, id, initiator) {
+  let snap = model.snapshots[id];
+  if (!snap) {
+    snap = model.snapshots[id] = {
+      id,
+      run: model.run ? model.run.id : null,
+      initiator: initiator ?? "?",
+      status: "running",
+      reason: null,
+      started_at: null,
+      finished_at: null,
+      duration: null,
+      reported: {
+        processes: 0,
+        processes_total: model.order.length,
+        channels: 0,
+        channels_total: Object.keys(model.channels).length,
+      },
+      verdict: null,
+      verdict_text: "running",
+      recorded: {},
+      channels: {},
+      export: null,
+    };
+    model.history.counts.running += 1;
+    model.focus = id;
+  }
+  return snap;
+}
+
+function applyDelta(model, d) {
+  if (model.stream.reload) return model;
+  const last = model.stream.cursors[d.source];
+  if (last === undefined) {
+    if (d.seq !== 1) return needReload(model, `missed frames 1–${d.seq - 1} of source ${d.source}`);
+  } else if (d.seq <= last) {
+    return model; // already in the state this page started from
+  } else if (d.seq !== last + 1) {
+    return needReload(model, `missed frames ${last + 1}–${d.seq - 1} of source ${d.source}`);
+  }
+  model.stream.cursors[d.source] = d.seq;
+  model.frames += 1;
+  model.connection.lastMessageAt = d.now ?? model.connection.lastMessageAt;
+  if (d.wallNow !== undefined && d.since) model.lag = Math.max(0, d.wallNow - d.since);
+
+  for (const [name, change] of Object.entries(d.processes || {})) {
+    const p = model.processes[name];
+    if (!p) continue;
+    for (const key of ["state", "sent", "applied", "clock", "counters", "fifo"]) {
+      if (change[key]) p[key] = { ...p[key], ...change[key] };
+    }
+    if (change.recording) p.recording = change.recording;
+    for (const [id, counts] of Object.entries(p.recording || {})) {
+      const snap = model.snapshots[id];
+      if (!snap) continue;
+      for (const [src, count] of Object.entries(counts)) {
+        const c = snap.channels[channelId(src, name)];
+        if (c && c.status === "recording") c.count = count;
+      }
+    }
+  }
+  for (const [src, dst, seq, payload] of d.messages || []) {
+    const channel = model.channels[channelId(src, dst)];
+    if (channel) channel.messages[seq] = payload;
+  }
+  for (const channel of Object.values(model.channels)) trimChannel(model, channel);
+  for (const e of d.snapshot_events || []) applySnapshotEvent(model, e, d.now);
+  if (d.run_settings && model.run) Object.assign(model.run, d.run_settings);
+  // Sources are independent: the receiver's frame may come before the sender's. Its
+  // applied seq settles it either way.
+  for (const mk of model.markers) {
+    if (mk.receivedAt === null && markerArrived(model, mk)) mk.receivedAt = d.now;
+  }
+  model.markers = model.markers.filter((mk) => mk.receivedAt === null || d.now - mk.receivedAt < 5000);
+  return model;
+}
+
+function trimChannel(model, channel) {
+  const dst = model.processes[channel.dst];
+  const applied = dst ? dst.applied[channel.src] || 0 : 0;
+  for (const seq of Object.keys(channel.messages)) {
+    if (Number(seq) <= applied) delete channel.messages[seq];
+  }
+}
+
+function markerArrived(model, marker) {
+  const dst = model.processes[marker.dst];
+  return marker.receivedAt !== null || (dst && (dst.applied[marker.src] || 0) >= marker.seq);
+}
+
+function applySnapshotEvent(model, e, now) {
+  if (e.kind === "finished") return finishSnapshot(model, e.snapshot);
+  const snap = ensureSnapshot(model, e.snapshot, e.kind === "initiate" ? e.process : undefined);
+  switch (e.kind) {
+    case "initiate":
+      snap.initiator = e.process;
+      break;
+    case "record": {
+      snap.recorded[e.process] = e.state ?? null;
+      for (const channel of Object.values(model.channels)) {
+        if (channel.dst === e.process && !snap.channels[channel.id]) {
+          snap.channels[channel.id] = { status: "recording", count: 0 };
+        }
+      }
+      break;
+    }
+    case "channel_closed":
+      snap.channels[channelId(e.peer, e.process)] = {
+        status: "closed",
+        count: e.count ?? (e.messages || []).length,
+        messages: e.messages || [],
+      };
+      break;
+    case "marker_send":
+      model.markers.push({ snapshot: e.snapshot, src: e.process, dst: e.peer, seq: e.seq, sentAt: now, receivedAt: null });
+      break;
+    case "marker_receive": {
+      const marker = model.markers.find((mk) => mk.src === e.peer && mk.dst === e.process && mk.seq === e.seq);
+      if (marker) marker.receivedAt = now;
+      break;
+    }
+    default:
+      break;
+  }
+  return model;
+}
+
+function finishSnapshot(model, summary) {
+  const before = model.snapshots[summary.id];
+  const wasRunning = !before || before.status === "running";
+  if (!before) model.history.counts.running += 1; // it is counted out again below
+  const snap = (model.snapshots[summary.id] = fromSummary(summary, before));
+  if (wasRunning && summary.status !== "running") {
+    const counts = model.history.counts;
+    counts.running = Math.max(0, counts.running - 1);
+    counts[summary.status] = (counts[summary.status] || 0) + 1;
+    if (summary.status === "complete" && summary.duration !== null) {
+      const d = model.history.duration;
+      d.count += 1;
+      d.sum += summary.duration;
+      d.min = d.min === null ? summary.duration : Math.min(d.min, summary.duration);
+      d.max = d.max === null ? summary.duration : Math.max(d.max, summary.duration);
+    }
+  }
+  if (model.focus === null || model.focus === summary.id || !model.snapshots[model.focus] ||
+      model.snapshots[model.focus].status !== "running") {
+    model.focus = summary.id;
+  }
+  snap.needsExport = true;
+  return model;
+}
+
+function applyHeartbeat(model, beat) {
+  model.connection.lastMessageAt = beat.now ?? model.connection.lastMessageAt;
+  if (model.stream.reload) return model;
+  // A cursor ahead of us for a whole heartbeat means its frame is not coming: the last
+  // frame of a quiet run has no successor to reveal the gap, so this is how it shows.
+  for (const [source, cursor] of Object.entries(model.stream.suspect)) {
+    if ((model.stream.cursors[source] || 0) < cursor) {
+      return needReload(model, `frame ${cursor} of source ${source} never arrived`);
+    }
+  }
+  model.stream.suspect = {};
+  for (const [source, cursor] of Object.entries(beat.cursors || {})) {
+    if ((model.stream.cursors[source] || 0) < cursor) model.stream.suspect[source] = cursor;
+  }
+  if (beat.run_settings && model.run) Object.assign(model.run, beat.run_settings);
+  return model;
+}
+
+function applyReply(model, reply) {
+  if (reply.run_settings && model.run) Object.assign(model.run, reply.run_settings);
+  const words = {
+    start: "Run started.",
+    pause: "Run paused: no new messages; those in flight are still delivered.",
+    stop: "Run stopped.",
+    rate: `Rate set to ${reply.run_settings ? reply.run_settings.rate : "?"} steps per second per process.`,
+  };
+  if (reply.snapshot) {
+    const before = model.snapshots[reply.snapshot.id];
+    if (before) {
+      // Its first events got here before the reply: they are newer, keep them.
+      before.initiator = reply.snapshot.initiator;
+      before.started_at = before.started_at || reply.snapshot.started_at;
+    } else {
+      model.snapshots[reply.snapshot.id] = fromSummary(reply.snapshot, undefined);
+      model.history.counts.running += 1;
+    }
+    model.focus = reply.snapshot.id;
+    model.notice = {
+      kind: "info",
+      text: `Snapshot ${reply.snapshot.id} started at ${reply.snapshot.initiator}.`,
+      at: reply.now,
+    };
+  } else {
+    model.notice = { kind: "info", text: words[reply.command] || "Done.", at: reply.now };
+  }
+  return model;
+}
