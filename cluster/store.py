@@ -7,6 +7,8 @@ Keys (``{run}`` is the run id):
                                    their channels (what a worker needs to serve a run)
 * ``cutline:run:{run}:proc:{p}`` — JSON of ``Process.to_dict()`` plus ``outbox``: the
                                    frames its last step sent (resent after a crash)
+* ``cutline:run:{run}:chan:{p}:{q}`` — the channel log: sorted set of the frames sent on
+                                   p→q (by seq) that q has not yet applied
 * ``cutline:run:{run}:events``   — newest-first list of logged events, capped
 * ``cutline:records``            — records on their way to the database
 
@@ -14,11 +16,20 @@ One step of one process is committed in one MULTI/EXEC: its new state, its outbo
 records and its events, so a crash leaves either all of them or none. Its frames are
 published only after that, and resent from the outbox if the worker dies before the
 broker message that caused the step is acked; receivers drop the duplicates by seq.
+
+When the broker is this same Redis, the frames are pushed onto their queues as the last
+commands of that same MULTI/EXEC (``pushes``, built by ``cluster/transport.py``): no
+frame can be seen on a queue before the step that sent it is stored, nor be lost after
+it is, and the step costs one round trip instead of one plus one per frame. The broker
+message that caused the step is acked in that transaction too (``cluster/broker.py``):
+acked exactly when its effect is stored, and one round trip fewer again.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +58,10 @@ def meta_key(run: int) -> str:
 
 def process_key(run: int, name: str) -> str:
     return f"cutline:run:{run}:proc:{name}"
+
+
+def channel_key(run: int, src: str, dst: str) -> str:
+    return f"cutline:run:{run}:chan:{src}:{dst}"
 
 
 def events_key(run: int) -> str:
@@ -120,12 +135,25 @@ class Store:
         raws = self.redis.mget([process_key(run, n) for n in names])
         return {n: json.loads(raw) for n, raw in zip(names, raws, strict=True) if raw}
 
-    def commit_steps(self, run: int, commits: list[StepCommit]) -> None:
-        """Persist steps of processes of one run, all or nothing."""
+    def commit_steps(
+        self,
+        run: int,
+        commits: list[StepCommit],
+        pushes: Sequence[tuple[str, str]] = (),
+        also: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Persist steps of processes of one run, all or nothing, and then (in the same
+        transaction) push ``pushes``, ``(list, message)`` pairs, in order, and run the
+        commands ``also`` adds to the pipeline (the broker's ack of the input)."""
         pipe = self.redis.pipeline(transaction=True)
         events: list[str] = []
+        sent_at = time.time()
         for c in commits:
             pipe.set(process_key(run, c.name), json.dumps({**c.process, "outbox": c.outbox}))
+            for frame in c.outbox:
+                # The channel log: every frame until its receiver has applied it.
+                entry = json.dumps({"sent_at": sent_at, "frame": frame})
+                pipe.zadd(channel_key(run, frame["src"], frame["dst"]), {entry: frame["seq"]})
             if c.records:
                 pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in c.records))
             events.extend(json.dumps(e) for e in c.events)
@@ -133,7 +161,29 @@ class Store:
             key = events_key(run)
             pipe.lpush(key, *events)
             pipe.ltrim(key, 0, self.event_limit - 1)
+        for queue, message in pushes:
+            pipe.lpush(queue, message)
+        if also is not None:
+            also(pipe)
         pipe.execute()
+
+    def channel_backlog(
+        self, run: int, channels: list[tuple[str, str, int]]
+    ) -> list[tuple[float, list[dict[str, Any]]] | None]:
+        """For each ``(src, dst, applied)``: forget the frames the receiver has applied,
+        and return when the oldest unapplied one was sent with all unapplied frames in seq
+        order, or None where there is none."""
+        pipe = self.redis.pipeline(transaction=False)
+        for src, dst, applied in channels:
+            key = channel_key(run, src, dst)
+            pipe.zremrangebyscore(key, "-inf", applied)
+            pipe.zrangebyscore(key, f"({applied}", "+inf")
+        replies = pipe.execute()[1::2]
+        out: list[tuple[float, list[dict[str, Any]]] | None] = []
+        for raws in replies:
+            entries = [json.loads(raw) for raw in raws]
+            out.append((min(e["sent_at"] for e in entries), [e["frame"] for e in entries]) if entries else None)
+        return out
 
     # -- records --------------------------------------------------------------------
 

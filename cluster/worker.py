@@ -18,6 +18,7 @@ from typing import Any
 from celery import bootsteps
 from django.conf import settings
 
+from cluster.repair import REPAIR_INTERVAL, repair
 from cluster.runtime import Node
 from cluster.store import Store
 from cluster.transport import Transport
@@ -74,6 +75,7 @@ class CutlineNode(bootsteps.StartStopStep):
             c.timer.call_repeatedly(REFRESH_INTERVAL, self._refresh, (c,)),
             c.timer.call_repeatedly(TICK_INTERVAL, self._tick),
             c.timer.call_repeatedly(FRAME_INTERVAL, self._flush),
+            c.timer.call_repeatedly(REPAIR_INTERVAL, self._repair),
         ]
 
     @classmethod
@@ -97,6 +99,13 @@ class CutlineNode(bootsteps.StartStopStep):
             current_node().tick()
         except Exception:
             log.exception("workload tick failed")
+
+    @staticmethod
+    def _repair() -> None:
+        try:
+            repair(current_node())
+        except Exception:  # the next look retries; the processes must go on meanwhile
+            log.exception("repairing channels failed")
 
     @staticmethod
     def _flush() -> None:

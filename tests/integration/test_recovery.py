@@ -165,6 +165,10 @@ def _play(run: Run, name: str, frames: int) -> list[dict[str, Any]]:
     sends: list[dict[str, Any]] = []
     while len(sends) < frames:
         sends.extend(proc.act(rng, {"max_amount": 5}).sends)
+    # The frames are the step's outbox, as the runtime commits them (and so they are in the
+    # channel log); then the outbox is forgotten, as a clean shutdown does, so that a worker
+    # taking the process over does not resend them.
+    services.store().commit_steps(run.pk, [StepCommit(name, proc.to_dict(), sends, [], [])])
     services.store().commit_steps(run.pk, [StepCommit(name, proc.to_dict(), [], [], [])])
     return sends
 
@@ -229,7 +233,7 @@ def test_a_frame_taken_by_a_worker_that_is_then_killed_is_delivered_again(
     On RabbitMQ the frame is an unacked delivery, requeued when the connection drops. On
     Redis, kombu's BRPOP takes it off the list before the worker files it as unacked
     (``QoS.append``), so a worker killed in between leaves it nowhere on the broker:
-    only something outside the broker (the sender resending) can bring it back.
+    only the channel log (``cluster/repair.py``) can bring it back.
     """
     workers = cluster_workers(2)
     run = _quiet_pair(workers)
