@@ -10,9 +10,7 @@ Every input follows the same path: the pure ``Process`` computes a ``Step``; the
 (new state, outbox, records, events) is committed to the store atomically; then its
 frames are published. If the worker dies after the commit and before the ack, the
 broker redelivers the input: the process sees a duplicate seq and drops it, and the
-outbox — resent whenever a process is loaded — restores frames that never left. (When
-the broker is the store's own Redis, the commit's transaction itself pushes the frames
-after the step's writes and acks the input: see ``cluster/store.py``.)
+outbox — resent whenever a process is loaded — restores frames that never left.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cluster import broker
 from cluster.process import Process, Step
 from cluster.store import StepCommit, Store
 from cluster.transport import Transport, queue_name
@@ -142,14 +139,14 @@ class Node:
         if proc is None:
             log.warning("run %s: frame for unknown process %r dropped", run_id, frame.get("dst"))
             return
-        self._commit_many(run_id, [(proc, proc.receive(frame))], ack_input=True)
+        self._commit_many(run_id, [(proc, proc.receive(frame))])
 
     def initiate(self, run_id: int, name: str, snapshot: int) -> None:
         proc = self._process(run_id, name)
         if proc is None:
             log.warning("run %s: initiate for unknown process %r dropped", run_id, name)
             return
-        self._commit_many(run_id, [(proc, proc.initiate(snapshot))], ack_input=True)
+        self._commit_many(run_id, [(proc, proc.initiate(snapshot))])
 
     def tick(self, now: float | None = None) -> int:
         """Run the workload steps that are due in every running run; return how many ran."""
@@ -208,18 +205,12 @@ class Node:
             self.transport.send_frames(run_id, data["outbox"])
         return proc
 
-    def _commit_many(self, run_id: int, steps: list[tuple[Process, Step]], ack_input: bool = False) -> None:
-        """Store the steps, then publish their frames. ``ack_input``: the steps are the
-        effect of the broker message being handled, which may be acked with them."""
+    def _commit_many(self, run_id: int, steps: list[tuple[Process, Step]]) -> None:
+        """Store the steps, then publish their frames."""
         if not steps:
             return
         now = time.time()
         frames = [frame for _, step in steps for frame in step.sends]
-        # On a Redis broker the frames ride in the commit's own transaction, and so does
-        # the ack of the input; otherwise they are published once it is done, and Celery
-        # acks the input after the task.
-        pushes = self.transport.pushes(run_id, frames, self.store.redis)
-        early_ack = broker.ack_handled() if ack_input and pushes is not None else None
         self.store.commit_steps(
             run_id,
             [
@@ -232,13 +223,8 @@ class Node:
                 )
                 for proc, step in steps
             ],
-            pushes or (),
-            early_ack.add_to if early_ack is not None else None,
         )
-        if early_ack is not None:
-            early_ack.done()
-        if pushes is None:
-            self.transport.send_frames(run_id, frames)
+        self.transport.send_frames(run_id, frames)
         if self.listener is not None:
             for proc, step in steps:
                 self.listener.on_step(run_id, proc, step)

@@ -17,19 +17,12 @@ records and its events, so a crash leaves either all of them or none. Its frames
 published only after that, and resent from the outbox if the worker dies before the
 broker message that caused the step is acked; receivers drop the duplicates by seq.
 
-When the broker is this same Redis, the frames are pushed onto their queues as the last
-commands of that same MULTI/EXEC (``pushes``, built by ``cluster/transport.py``): no
-frame can be seen on a queue before the step that sent it is stored, nor be lost after
-it is, and the step costs one round trip instead of one plus one per frame. The broker
-message that caused the step is acked in that transaction too (``cluster/broker.py``):
-acked exactly when its effect is stored, and one round trip fewer again.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,16 +128,8 @@ class Store:
         raws = self.redis.mget([process_key(run, n) for n in names])
         return {n: json.loads(raw) for n, raw in zip(names, raws, strict=True) if raw}
 
-    def commit_steps(
-        self,
-        run: int,
-        commits: list[StepCommit],
-        pushes: Sequence[tuple[str, str]] = (),
-        also: Callable[[Any], None] | None = None,
-    ) -> None:
-        """Persist steps of processes of one run, all or nothing, and then (in the same
-        transaction) push ``pushes``, ``(list, message)`` pairs, in order, and run the
-        commands ``also`` adds to the pipeline (the broker's ack of the input)."""
+    def commit_steps(self, run: int, commits: list[StepCommit]) -> None:
+        """Persist steps of processes of one run, all or nothing."""
         pipe = self.redis.pipeline(transaction=True)
         events: list[str] = []
         sent_at = time.time()
@@ -161,10 +146,6 @@ class Store:
             key = events_key(run)
             pipe.lpush(key, *events)
             pipe.ltrim(key, 0, self.event_limit - 1)
-        for queue, message in pushes:
-            pipe.lpush(queue, message)
-        if also is not None:
-            also(pipe)
         pipe.execute()
 
     def channel_backlog(
