@@ -10,7 +10,8 @@ unless ``--quick`` or ``--out -``):
 * ``latency``    — raw Redis hop, plain Celery hop, the cluster's per-hop latency;
 * ``snapshots``  — completion time for 10, 100, 1000 processes, ring and random
   sparse graphs, against (diameter + 1) × the cluster's per-hop p50 (needs
-  ``latency``, which then runs too);
+  ``latency``, which then runs too) and against channels ÷ the drain rate (from
+  ``throughput``, when it runs);
 * ``overhead``   — saturated throughput with a snapshot every second vs. without (at
   the rate the ramp found, so it needs ``throughput``, which then runs too).
 

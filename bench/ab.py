@@ -27,6 +27,7 @@ from bench.system import Cost
 FIGURES = (
     ("rt_per_msg", "Redis requests per applied message", False),
     ("cpu_ms_per_msg", "worker CPU ms per applied message", False),
+    ("snapshot_cpu_ms", "worker CPU ms per snapshot (ring2-10, 400 msg/s)", False),
     ("saturated", "saturated applied/s", True),
     ("drain", "drain applied/s", True),
     ("hop_p50", "hop p50 ms", False),
@@ -53,6 +54,34 @@ def cost(system: Any, total_rate: float = 150.0, seconds: float = 5.0) -> dict[s
     return {"rt_per_msg": cost.requests, "cpu_ms_per_msg": cost.cpu_ms}
 
 
+def snapshot_cpu(system: Any, total_rate: float = 400.0, seconds: float = 5.0, per_second: float = 2.0) -> float:
+    """Extra worker CPU per snapshot: a window with ``per_second`` snapshots a second
+    against one without, at a load the cluster carries easily (so both apply alike)."""
+    from bench import runs
+    from snapshots import services
+
+    spec = runs.ring(10, two_way=True, balance=runs.RICH)
+    run_id = runs.start(runs.topology(spec), rate=total_rate / 10)
+    run = services.get_run(run_id)
+    started: list[int] = []
+    cpu: dict[bool, float] = {}
+    try:
+        runs.wait_until_applying(run_id)
+        time.sleep(1.0)
+        for with_snapshots in (False, True):
+            c0, end = system.worker_cpu(), time.monotonic() + seconds
+            while with_snapshots and time.monotonic() < end:
+                started.append(services.start_snapshot(run).pk)
+                time.sleep(1 / per_second)
+            time.sleep(max(0.0, end - time.monotonic()))
+            for pk in started:  # the window closes when its snapshots are stored
+                services.wait_for_snapshot(pk, 60)
+            cpu[with_snapshots] = (system.worker_cpu() - c0) / (time.monotonic() - end + seconds)
+    finally:
+        runs.stop(system, run_id)
+    return (cpu[True] - cpu[False]) * seconds / max(1, len(started)) * 1000
+
+
 def measure(
     system: Any, figures: set[str], start_total: float, graph: dict[str, Any], snapshots: int
 ) -> dict[str, float]:
@@ -61,6 +90,8 @@ def measure(
     out: dict[str, float] = {}
     if figures & {"rt_per_msg", "cpu_ms_per_msg"}:
         out.update(cost(system))
+    if "snapshot_cpu_ms" in figures:
+        out["snapshot_cpu_ms"] = snapshot_cpu(system)
     if figures & {"saturated", "drain"}:
         spec = runs.ring(10, two_way=True, balance=runs.RICH)
         sat, run_id = throughput.saturation(system, spec, start_total, 2.0)

@@ -133,8 +133,9 @@ def _throughput(rounds: list[dict[str, Any]], cmd: str) -> list[str]:
         " each worker drains its own queue of pre-queued `cluster.noop` tasks; **no-op relay** — chains of"
         " tasks that each publish the next (consume + `send_task`, the least any forwarded message costs);"
         " **cluster saturated** — the most messages applied per second while the rate is raised step by step"
-        " until the cluster falls behind (the same workers send and apply); **cluster drain** — the run is"
-        " paused on a backlog and the workers only apply (consume side alone, like the no-op consume).",
+        " until the cluster falls behind (the same workers send and apply); **cluster drain** — the workers"
+        " stop consuming the run's queues while its processes send, then, the run paused, drain the backlog"
+        " (consume side alone, like the no-op consume). Processes are rich enough never to run out of money.",
         "",
         table(
             [
