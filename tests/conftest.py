@@ -79,3 +79,16 @@ def redis_url() -> str:
 def own_redis() -> bool:
     """Whether the session started its Redis itself, so tests may empty it at will."""
     return bool(_session.get("own_redis"))
+
+
+def empty_own_redis() -> None:
+    """Empty the session's bundled Redis between tests (never a Redis given by REDIS_URL)."""
+    if not _session.get("own_redis"):
+        return
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        client.flushdb()
+    finally:
+        client.close()

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from cluster.children import Child, StartupError, free_port, port_open, wait_until
+from tests.conftest import empty_own_redis
 from tests.integration.conftest import (  # noqa: F401 - fixtures and hooks are found by name
     _test_database_env,
     cluster_workers,
@@ -143,15 +144,7 @@ def browser() -> Iterator[Any]:
 def empty_redis(own_redis: bool) -> Iterator[None]:
     """Each test starts with an empty store: no cursors or queues from another test's runs."""
     yield
-    if own_redis:
-        import redis
-        from django.conf import settings
-
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
+    empty_own_redis()
 
 
 @pytest.fixture

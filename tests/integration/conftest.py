@@ -24,7 +24,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 from celery import Celery
 
 from cluster.children import Child, StartupError, stop_all, wait_until
@@ -37,6 +36,7 @@ from cluster.launcher import (
     worker_nodename,
     worker_queue,
 )
+from tests.conftest import empty_own_redis
 
 _WORKERS = pytest.StashKey[list[Child]]()
 
@@ -80,12 +80,7 @@ def _forget_broker_state(shards: int, own_redis: bool) -> None:
                         channel.queue_delete(queue)
         finally:
             app.close()
-    if own_redis:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
+    empty_own_redis()
 
 
 @pytest.fixture
