@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 # tests/conftest.py sets the settings module itself, after isolating var/ (see there).
 PYTEST := env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest
-LINT_TYPED := snapshots/algorithm.py cluster/fifo.py cluster/process.py snapshots/verdict.py
+LINT_TYPED := snapshots/algorithm.py cluster/fifo.py cluster/process.py snapshots/verdict.py cluster/links.py cluster/restore.py snapshots/conditions.py snapshots/detectors.py snapshots/compare.py cluster/workloads.py
 
 .PHONY: venv run test test-integration lint bench clean
 

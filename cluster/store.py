@@ -10,6 +10,12 @@ Keys (``{run}`` is the run id):
 * ``cutline:run:{run}:chan:{p}:{q}`` — the channel log: sorted set of the frames sent on
                                    p→q (by seq) that q has not yet applied
 * ``cutline:run:{run}:events``   — newest-first list of logged events, capped
+* ``cutline:run:{run}:retries``  — hash "p→q" → frames retransmitted on a lossy channel
+* ``cutline:run:{run}:lost``     — hash "p→q" → transmissions a lossy channel lost
+* ``cutline:run:{run}:watch:{w}`` — set while watchpoint ``w`` may not trigger again
+                                   (for its cool-down; for good once it fired in mode once)
+* ``cutline:run:{run}:restore``  — hash shard → the epoch its worker has let go of
+                                   (a restore waits for every shard; see snapshots/recovery.py)
 * ``cutline:records``            — records on their way to the database
 
 One step of one process is committed in one MULTI/EXEC: its new state, its outbox, its
@@ -43,6 +49,9 @@ class StepCommit:
     outbox: list[dict[str, Any]]
     records: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    # Incoming lossy channels as (src, last seq applied, seqs applied beyond it): their
+    # log entries go at once, so the sender stops retransmitting them (the ack).
+    acks: tuple[tuple[str, int, tuple[int, ...]], ...] = ()
 
 
 def meta_key(run: int) -> str:
@@ -59,6 +68,22 @@ def channel_key(run: int, src: str, dst: str) -> str:
 
 def events_key(run: int) -> str:
     return f"cutline:run:{run}:events"
+
+
+def retries_key(run: int) -> str:
+    return f"cutline:run:{run}:retries"
+
+
+def lost_key(run: int) -> str:
+    return f"cutline:run:{run}:lost"
+
+
+def watch_key(run: int, watchpoint: int) -> str:
+    return f"cutline:run:{run}:watch:{watchpoint}"
+
+
+def restore_key(run: int) -> str:
+    return f"cutline:run:{run}:restore"
 
 
 class Store:
@@ -86,18 +111,27 @@ class Store:
 
     def update_run(self, run: int, **changes: Any) -> None:
         """Change a run's status or rate; workers pick it up on their next refresh."""
-        meta = self.run_meta(run)
-        if meta is None:
-            return
-        meta.update(changes)
-        status = meta["status"]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(meta_key(run), json.dumps(meta))
-        if status == "stopped":
-            pipe.srem(RUNS, run)
-        else:
-            pipe.sadd(RUNS, run)
-        pipe.execute()
+        # Read-modify-write under WATCH: two changes at once (a watchpoint firing while a
+        # person pauses the run) must not undo each other.
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(meta_key(run))
+                    raw = pipe.get(meta_key(run))
+                    if not raw:
+                        pipe.reset()
+                        return
+                    meta = {**json.loads(raw), **changes}
+                    pipe.multi()
+                    pipe.set(meta_key(run), json.dumps(meta))
+                    if meta["status"] == "stopped":
+                        pipe.srem(RUNS, run)
+                    else:
+                        pipe.sadd(RUNS, run)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def active_runs(self) -> set[int]:
         return {int(r) for r in self.redis.smembers(RUNS)}
@@ -139,6 +173,11 @@ class Store:
                 # The channel log: every frame until its receiver has applied it.
                 entry = json.dumps({"sent_at": sent_at, "frame": frame})
                 pipe.zadd(channel_key(run, frame["src"], frame["dst"]), {entry: frame["seq"]})
+            for src, last, above in c.acks:
+                key = channel_key(run, src, c.name)
+                pipe.zremrangebyscore(key, "-inf", last)
+                for seq in above:
+                    pipe.zremrangebyscore(key, seq, seq)
             if c.records:
                 pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in c.records))
             events.extend(json.dumps(e) for e in c.events)
@@ -166,6 +205,71 @@ class Store:
             out.append((min(e["sent_at"] for e in entries), [e["frame"] for e in entries]) if entries else None)
         return out
 
+    def channel_log(self, run: int, src: str, dst: str) -> list[tuple[float, dict[str, Any]]]:
+        """The frames on src→dst its receiver has not acknowledged, as (sent_at, frame), by seq."""
+        entries = [json.loads(raw) for raw in self.redis.zrange(channel_key(run, src, dst), 0, -1)]
+        return [(e["sent_at"], e["frame"]) for e in entries]
+
+    # -- faults ---------------------------------------------------------------------
+
+    def count_faults(self, run: int, retries: dict[str, int], lost: dict[str, int]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, n in retries.items():
+            pipe.hincrby(retries_key(run), channel, n)
+        for channel, n in lost.items():
+            pipe.hincrby(lost_key(run), channel, n)
+        pipe.execute()
+
+    def retries(self, run: int) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(retries_key(run)).items()}
+
+    def lost(self, run: int) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(lost_key(run)).items()}
+
+    # -- watchpoints ----------------------------------------------------------------
+
+    def claim_watch_hit(self, run: int, watchpoint: int, cooldown_s: float | None) -> bool:
+        """True for the one hit that may trigger a snapshot now, across every worker:
+        ``None`` means once for good, else once per cool-down."""
+        ttl = None if cooldown_s is None else max(1, int(cooldown_s * 1000))
+        return bool(self.redis.set(watch_key(run, watchpoint), "1", nx=True, px=ttl))
+
+    def reset_watch(self, run: int, watchpoint: int) -> None:
+        self.redis.delete(watch_key(run, watchpoint))
+
+    # -- restores -------------------------------------------------------------------
+
+    def let_go(self, run: int, shard: int, epoch: int) -> None:
+        """This shard's worker has stopped serving the run for the restore to ``epoch``."""
+        self.redis.hset(restore_key(run), str(shard), epoch)
+
+    def let_go_shards(self, run: int, epoch: int) -> set[int]:
+        return {int(k) for k, v in self.redis.hgetall(restore_key(run)).items() if int(v) >= epoch}
+
+    def replace_processes(
+        self,
+        run: int,
+        processes: dict[str, dict[str, Any]],
+        channels: list[tuple[str, str]],
+        meta: dict[str, Any],
+        events: list[dict[str, Any]],
+    ) -> None:
+        """Put every process of a run in a new state at once (a restore): the channel logs
+        are emptied and refilled with the frames each process's outbox holds."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*(channel_key(run, s, d) for s, d in channels), restore_key(run))
+        sent_at = time.time()
+        for name, data in processes.items():
+            pipe.set(process_key(run, name), json.dumps(data))
+            for frame in data.get("outbox", []):
+                entry = json.dumps({"sent_at": sent_at, "frame": frame})
+                pipe.zadd(channel_key(run, frame["src"], frame["dst"]), {entry: frame["seq"]})
+        if events:
+            pipe.lpush(events_key(run), *(json.dumps(e) for e in events))
+            pipe.ltrim(events_key(run), 0, self.event_limit - 1)
+        pipe.set(meta_key(run), json.dumps(meta))
+        pipe.execute()
+
     # -- records --------------------------------------------------------------------
 
     def pop_records(self, count: int, wait: float) -> list[dict[str, Any]]:
@@ -191,5 +295,12 @@ class Store:
         return [json.loads(raw) for raw in reversed(self.redis.lrange(events_key(run), 0, end))]
 
     def delete_run(self, run: int, names: list[str]) -> None:
-        self.redis.delete(meta_key(run), events_key(run), *(process_key(run, n) for n in names))
+        self.redis.delete(
+            meta_key(run),
+            events_key(run),
+            retries_key(run),
+            lost_key(run),
+            restore_key(run),
+            *(process_key(run, n) for n in names),
+        )
         self.redis.srem(RUNS, run)

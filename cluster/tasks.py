@@ -20,8 +20,8 @@ def deliver(run: int, frame: dict[str, Any]) -> None:
 
 
 @shared_task(name=INITIATE)
-def initiate(run: int, process: str, snapshot: int) -> None:
-    current_node().initiate(run, process, snapshot)
+def initiate(run: int, process: str, snapshot: int, algorithm: str = "chandy-lamport", epoch: int = 0) -> None:
+    current_node().initiate(run, process, snapshot, algorithm, epoch)
 
 
 @shared_task(name="cluster.noop")

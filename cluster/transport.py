@@ -44,6 +44,13 @@ class Transport:
                     kwargsrepr="",
                 )
 
-    def send_initiate(self, run: int, process: str, snapshot: int) -> None:
+    def send_initiate(
+        self, run: int, process: str, snapshot: int, algorithm: str = "chandy-lamport", epoch: int = 0
+    ) -> None:
         """The initiate request goes into the initiator's own queue, behind its pending frames."""
-        self.app.send_task(INITIATE, args=[run, process, snapshot], queue=queue_name(run, process))
+        self.app.send_task(
+            INITIATE,
+            args=[run, process, snapshot],
+            kwargs={"algorithm": algorithm, "epoch": epoch},
+            queue=queue_name(run, process),
+        )

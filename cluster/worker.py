@@ -19,6 +19,7 @@ from celery import bootsteps
 from django.conf import settings
 
 from cluster.repair import REPAIR_INTERVAL, repair
+from cluster.retransmit import RETRANSMIT_INTERVAL, Retransmitter
 from cluster.runtime import Node
 from cluster.store import Store
 from cluster.transport import Transport
@@ -53,17 +54,27 @@ class CutlineNode(bootsteps.StartStopStep):
         super().__init__(parent, **kwargs)
         self.timers: list[Any] = []
         self.recorder: Any = None
+        self.retransmitter = Retransmitter()
 
     def start(self, c: Any) -> None:
         global _node, _publisher
         from cluster.recorder import Recorder
         from snapshots.events import FRAME_INTERVAL, Publisher
+        from snapshots.watch import watchpoint_hit
 
         if _node is None:
             shard, shards = shard_from_env()
             store = Store.from_url(settings.REDIS_URL, settings.CUTLINE["EVENT_LOG_LIMIT"])
             _publisher = Publisher(settings.REDIS_URL, shards=shards)
-            _node = Node(store, Transport(c.app), shard, shards, hostname=c.hostname, listener=_publisher)
+            _node = Node(
+                store,
+                Transport(c.app),
+                shard,
+                shards,
+                hostname=c.hostname,
+                listener=_publisher,
+                on_watchpoint=watchpoint_hit,
+            )
             self.recorder = Recorder(store)
             self.recorder.start()
         self.timers = [
@@ -76,6 +87,7 @@ class CutlineNode(bootsteps.StartStopStep):
             c.timer.call_repeatedly(TICK_INTERVAL, self._tick),
             c.timer.call_repeatedly(FRAME_INTERVAL, self._flush),
             c.timer.call_repeatedly(REPAIR_INTERVAL, self._repair),
+            c.timer.call_repeatedly(RETRANSMIT_INTERVAL, self._retransmit),
         ]
 
     @classmethod
@@ -106,6 +118,12 @@ class CutlineNode(bootsteps.StartStopStep):
             repair(current_node())
         except Exception:  # the next look retries; the processes must go on meanwhile
             log.exception("repairing channels failed")
+
+    def _retransmit(self) -> None:
+        try:
+            self.retransmitter.tick(current_node())
+        except Exception:  # the next look retries
+            log.exception("retransmitting on lossy channels failed")
 
     @staticmethod
     def _flush() -> None:

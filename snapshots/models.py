@@ -12,9 +12,11 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+ALGORITHMS = [("chandy-lamport", "Chandy–Lamport"), ("lai-yang", "Lai–Yang")]
+
 
 class Topology(models.Model):
-    WORKLOADS = [("bank", "bank"), ("token", "token")]
+    WORKLOADS = [("bank", "bank"), ("token", "token"), ("diffusion", "diffusion"), ("philosophers", "philosophers")]
 
     name = models.CharField(max_length=64, unique=True)
     description = models.TextField(blank=True)
@@ -32,13 +34,15 @@ class Topology(models.Model):
 
     def to_dict(self) -> dict[str, Any]:
         """The topology JSON the CLI, the admin and the API exchange."""
-        key = "tokens" if self.workload == "token" else "balance"
+        from cluster.workloads import get_workload
+
+        key = get_workload(self.workload).value_key
         processes = list(self.processes.order_by("position", "id"))
         return {
             "name": self.name,
             "workload": self.workload,
             "processes": [{"name": p.name, key: p.initial_value} for p in processes],
-            "channels": [[c.src.name, c.dst.name] for c in self.channels.select_related("src", "dst").order_by("id")],
+            "channels": [c.to_list() for c in self.channels.select_related("src", "dst").order_by("id")],
         }
 
 
@@ -46,7 +50,10 @@ class Process(models.Model):
     topology = models.ForeignKey(Topology, on_delete=models.CASCADE, related_name="processes")
     name = models.CharField(max_length=64)
     position = models.PositiveIntegerField(default=0)
-    initial_value = models.IntegerField(default=100, help_text="Starting balance (bank) or tokens held (token).")
+    initial_value = models.IntegerField(
+        default=100,
+        help_text="Starting balance (bank), tokens (token), jobs (diffusion) or forks (philosophers) held.",
+    )
 
     class Meta:
         ordering = ["topology", "position", "id"]
@@ -58,11 +65,22 @@ class Process(models.Model):
 
 
 class Channel(models.Model):
-    """A directed FIFO channel src→dst."""
+    """A directed channel src→dst: reliable and FIFO unless its fault settings say otherwise.
+
+    The fault settings are the defaults a run starts with; a run's own copy
+    (``Run.faults``) can then be changed while it runs.
+    """
 
     topology = models.ForeignKey(Topology, on_delete=models.CASCADE, related_name="channels")
     src = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="outgoing")
     dst = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="incoming")
+    delay_ms = models.PositiveIntegerField(default=0, help_text="Extra delay of every frame, in milliseconds.")
+    reorder = models.BooleanField(
+        default=False, help_text="Deliver out of order (non-FIFO): frames overtake each other."
+    )
+    loss = models.FloatField(
+        default=0.0, help_text="Probability that one transmission is lost (0–0.9); the sender retransmits."
+    )
 
     class Meta:
         ordering = ["topology", "id"]
@@ -70,6 +88,21 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.src.name}→{self.dst.name}"
+
+    def faults(self) -> dict[str, Any]:
+        """The fault settings that differ from a plain channel (empty for a plain one)."""
+        faults: dict[str, Any] = {}
+        if self.delay_ms:
+            faults["delay_ms"] = self.delay_ms
+        if self.reorder:
+            faults["reorder"] = True
+        if self.loss:
+            faults["loss"] = self.loss
+        return faults
+
+    def to_list(self) -> list[Any]:
+        faults = self.faults()
+        return [self.src.name, self.dst.name, faults] if faults else [self.src.name, self.dst.name]
 
 
 class Run(models.Model):
@@ -89,7 +122,13 @@ class Run(models.Model):
     # The topology as it was when the run started: editing the topology later never
     # changes a run or the meaning of its snapshots.
     spec = models.JSONField()
-    expected_total = models.BigIntegerField(help_text="The workload's conserved total.")
+    expected_total = models.BigIntegerField(
+        null=True, blank=True, help_text="The workload's conserved total (none for a workload without one)."
+    )
+    faults = models.JSONField(
+        default=dict, blank=True, help_text='Channel faults now in force, by "p→q": {delay_ms, reorder, loss}.'
+    )
+    epoch = models.PositiveIntegerField(default=0, help_text="How many times the run was restored.")
     created_at = models.DateTimeField(auto_now_add=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -107,7 +146,49 @@ class Run(models.Model):
 
     @property
     def channel_pairs(self) -> list[tuple[str, str]]:
-        return [(s, d) for s, d in self.spec["channels"]]
+        return [(c[0], c[1]) for c in self.spec["channels"]]
+
+
+class Watchpoint(models.Model):
+    """A condition at one process (or any) that makes the process snapshot itself when it holds."""
+
+    class Mode(models.TextChoices):
+        ONCE = "once"
+        EVERY = "every"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="watchpoints")
+    process = models.CharField(max_length=64, blank=True, help_text="The process it watches; blank: every process.")
+    condition = models.CharField(max_length=200, help_text='e.g. "balance < 10" or "src == \'p1\' and msg.amount > 50"')
+    kind = models.CharField(max_length=8, editable=False, help_text="state or event (from the condition)")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ONCE)
+    cooldown_s = models.FloatField(default=5.0, help_text="With mode every: seconds between two triggered snapshots.")
+    algorithm = models.CharField(max_length=16, choices=ALGORITHMS, default="chandy-lamport")
+    enabled = models.BooleanField(default=True)
+    hits = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"watchpoint {self.pk}: {self.process or 'any process'}: {self.condition}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "run": self.run_id,
+            "process": self.process or None,
+            "condition": self.condition,
+            "kind": self.kind,
+            "mode": self.mode,
+            "cooldown_s": self.cooldown_s,
+            "algorithm": self.algorithm,
+            "enabled": self.enabled,
+            "hits": self.hits,
+            "last_hit_at": self.last_hit_at.isoformat() if self.last_hit_at else None,
+        }
 
 
 class Snapshot(models.Model):
@@ -127,6 +208,15 @@ class Snapshot(models.Model):
     processes_reported = models.PositiveIntegerField(default=0)
     channels_reported = models.PositiveIntegerField(default=0)
     verdict = models.JSONField(null=True, blank=True)
+    algorithm = models.CharField(max_length=16, choices=ALGORITHMS, default="chandy-lamport")
+    properties = models.JSONField(
+        null=True, blank=True, help_text="Stable properties detected in the recorded state (conservation, …)."
+    )
+    watchpoint = models.ForeignKey(
+        Watchpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots"
+    )
+    trigger = models.TextField(blank=True, help_text="What the watchpoint saw when it triggered this snapshot.")
+    epoch = models.PositiveIntegerField(default=0, help_text="The run's epoch (restores so far) when it started.")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -148,6 +238,10 @@ class Snapshot(models.Model):
             "id": self.pk,
             "run": self.run_id,
             "initiator": self.initiator,
+            "algorithm": self.algorithm,
+            "epoch": self.epoch,
+            "watchpoint": self.watchpoint_id,
+            "trigger": self.trigger or None,
             "status": self.status,
             "reason": self.reason,
             "started_at": self.started_at.isoformat() if self.started_at else None,
@@ -161,6 +255,7 @@ class Snapshot(models.Model):
             "processes": [r.to_dict() for r in self.process_records.order_by("id")],
             "channels": [r.to_dict() for r in self.channel_records.order_by("id")],
             "verdict": self.verdict,
+            "properties": self.properties,
         }
 
 
@@ -172,6 +267,9 @@ class ProcessRecord(models.Model):
     state = models.JSONField()
     sent = models.JSONField(help_text="Last seq sent on each outgoing channel, by destination.")
     received = models.JSONField(help_text="Last seq applied from each incoming channel, by source.")
+    received_above = models.JSONField(
+        default=dict, help_text="On non-FIFO channels: seqs applied beyond the contiguous ones, by source."
+    )
     clock = models.JSONField(help_text="Vector clock (application events; missing entries are 0).")
     recorded_at = models.DateTimeField()
 
@@ -184,6 +282,7 @@ class ProcessRecord(models.Model):
             "state": self.state,
             "sent": self.sent,
             "received": self.received,
+            "received_above": self.received_above,
             "clock": self.clock,
         }
 
@@ -203,3 +302,32 @@ class ChannelRecord(models.Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {"src": self.src, "dst": self.dst, "messages": self.messages, "markers": self.markers}
+
+
+class Restore(models.Model):
+    """A run put back into the global state a snapshot recorded."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="restores")
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="restores")
+    epoch = models.PositiveIntegerField(help_text="The run's epoch after this restore.")
+    at = models.DateTimeField(auto_now_add=True)
+    replayed_messages = models.PositiveIntegerField(help_text="Recorded channel messages delivered again.")
+    dropped_frames = models.PositiveIntegerField(help_text="Frames in flight when the run was restored, dropped.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} restored from snapshot {self.snapshot_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "run": self.run_id,
+            "snapshot": self.snapshot_id,
+            "epoch": self.epoch,
+            "at": self.at.isoformat() if self.at else None,
+            "replayed_messages": self.replayed_messages,
+            "dropped_frames": self.dropped_frames,
+        }

@@ -25,7 +25,9 @@ from cluster.store import Store
 from cluster.transport import Transport
 from cluster.workloads import get_workload, state_value
 from snapshots import topology as topo
-from snapshots.models import Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
+from snapshots.compare import compare
+from snapshots.detectors import detect
+from snapshots.models import ALGORITHMS, Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
 from snapshots.verdict import compute_verdict
 
 log = logging.getLogger("cutline.services")
@@ -93,13 +95,26 @@ def replace_topology(topology: Topology, data: Any, description: str | None = No
 
 
 def _create_graph(topology: Topology, spec: dict[str, Any]) -> None:
-    key = "tokens" if spec["workload"] == "token" else "balance"
+    key = get_workload(spec["workload"]).value_key
     processes = Process.objects.bulk_create(
         Process(topology=topology, name=p["name"], position=i, initial_value=p.get(key, 0))
         for i, p in enumerate(spec["processes"])
     )
     by_name = {p.name: p for p in processes}
-    Channel.objects.bulk_create(Channel(topology=topology, src=by_name[s], dst=by_name[d]) for s, d in spec["channels"])
+    channels = []
+    for entry in spec["channels"]:
+        faults = entry[2] if len(entry) > 2 else {}
+        channels.append(
+            Channel(
+                topology=topology,
+                src=by_name[entry[0]],
+                dst=by_name[entry[1]],
+                delay_ms=faults.get("delay_ms", 0),
+                reorder=faults.get("reorder", False),
+                loss=faults.get("loss", 0.0),
+            )
+        )
+    Channel.objects.bulk_create(channels)
 
 
 def get_topology(name: str) -> Topology:
@@ -138,17 +153,21 @@ def start_run(
     if not 0 < rate <= MAX_RATE:
         raise ServiceError(f"rate must be above 0 and at most {MAX_RATE:g} steps per second per process")
     spec = topology.to_dict()
-    values = [p.get("tokens", p.get("balance", 0)) for p in spec["processes"]]
-    key = "tokens" if workload == "token" else "balance"
-    as_workload = [{"name": p["name"], key: v} for p, v in zip(spec["processes"], values, strict=True)]
-    problems = topo.state_problems(as_workload, workload)
+    own_key = get_workload(topology.workload).value_key
+    values = [p.get(own_key, 0) for p in spec["processes"]]
+    as_workload = [{"name": p["name"], wl.value_key: v} for p, v in zip(spec["processes"], values, strict=True)]
+    problems = topo.state_problems(as_workload, workload, [(c[0], c[1]) for c in spec["channels"]])
     if problems:
         raise ServiceError(f"topology {topology.name!r} cannot run the {workload} workload: " + "; ".join(problems))
     incoming: dict[str, list[str]] = defaultdict(list)
     outgoing: dict[str, list[str]] = defaultdict(list)
-    for src, dst in spec["channels"]:
+    faults: dict[str, dict[str, Any]] = {}
+    for entry in spec["channels"]:
+        src, dst = entry[0], entry[1]
         outgoing[src].append(dst)
         incoming[dst].append(src)
+        if len(entry) > 2 and entry[2]:
+            faults[f"{src}→{dst}"] = entry[2]
     seed = secrets.randbelow(2**31) if seed is None else seed
     with transaction.atomic():
         run = Run.objects.create(
@@ -158,21 +177,26 @@ def start_run(
             params=params or {},
             seed=seed,
             spec={**spec, "workload": workload},
-            expected_total=sum(values),
+            expected_total=sum(values) if wl.unit else None,
+            faults=faults,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-    processes = {
-        p["name"]: SimProcess(
-            p["name"], incoming[p["name"]], outgoing[p["name"]], workload, wl.initial_state(v)
-        ).to_dict()
-        for p, v in zip(spec["processes"], values, strict=True)
-    }
+    processes = {}
+    for p, v in zip(spec["processes"], values, strict=True):
+        name = p["name"]
+        neighbours = tuple(sorted(set(incoming[name]) | set(outgoing[name])))
+        proc = SimProcess(name, incoming[name], outgoing[name], workload, wl.initial_state(v, name, neighbours))
+        proc.set_channel_modes({src for src in incoming[name] if faults.get(f"{src}→{name}", {}).get("reorder")})
+        processes[name] = proc.to_dict()
     meta = {
         "workload": workload,
         "rate": rate,
         "params": run.params,
         "seed": seed,
         "status": run.status,
+        "epoch": 0,
+        "faults": faults,
+        "watchpoints": [],
         "processes": [{"name": p["name"]} for p in spec["processes"]],
     }
     store().create_run(run.pk, meta, processes)
@@ -195,6 +219,37 @@ def set_run_status(run: Run, status: str) -> Run:
         for snapshot in run.snapshots.filter(status=Snapshot.Status.RUNNING):
             fail_snapshot(snapshot, f"run {run.pk} was stopped before the snapshot finished")
     return run
+
+
+def set_channel_faults(run: Run, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Change the fault settings of some channels of a live run, by ``"p→q"``.
+
+    A channel given ``{}`` (or all-zero settings) becomes a plain reliable FIFO channel
+    again. Returns the faults now in force on the whole run.
+    """
+    if run.status == Run.Status.STOPPED:
+        raise ServiceError(f"run {run.pk} is stopped; its channels carry nothing any more")
+    if not isinstance(changes, dict) or not changes:
+        raise ServiceError('give the faults as {"p1→p2": {"delay_ms": 100, "reorder": true, "loss": 0.2}}')
+    known = {f"{s}→{d}" for s, d in run.channel_pairs}
+    faults = dict(run.faults)
+    for channel, settings_ in changes.items():
+        if channel not in known:
+            shown = ", ".join(sorted(known)[:10]) + (" …" if len(known) > 10 else "")
+            raise ServiceError(f"run {run.pk} has no channel {channel!r} (its channels: {shown})")
+        try:
+            normalised = topo.validate_faults(settings_)
+        except ValueError as exc:
+            raise ServiceError(f"{channel}: {exc}") from None
+        if normalised:
+            faults[channel] = normalised
+        else:
+            faults.pop(channel, None)
+    run.faults = faults
+    with transaction.atomic():
+        run.save(update_fields=["faults"])
+        store().update_run(run.pk, faults=faults)
+    return faults
 
 
 def set_run_rate(run: Run, rate: float) -> Run:
@@ -221,6 +276,7 @@ def run_status(run: Run) -> dict[str, Any]:
             fifo["gaps"] += r["gaps"]
             fifo["reorders"] += r["reorders"]
             fifo["held"] += len(r["held"])
+    retries = store().retries(run.pk)
     snapshots = dict.fromkeys(Snapshot.Status.values, 0)
     for status in run.snapshots.values_list("status", flat=True):
         snapshots[status] += 1
@@ -235,8 +291,13 @@ def run_status(run: Run) -> dict[str, Any]:
         **totals,
         "messages_in_flight": totals["messages_sent"] - totals["messages_applied"],
         **fifo,
-        "held_at_processes": sum(state_value(wl, d["state"]) for d in procs.values()),
+        "stale": sum(d["counters"].get("stale", 0) for d in procs.values()),
+        "retransmissions": sum(retries.values()),
+        "retransmissions_by_channel": retries,
+        "held_at_processes": sum(state_value(wl, d["state"]) for d in procs.values()) if wl.unit else None,
         "expected_total": run.expected_total,
+        "epoch": run.epoch,
+        "faults": run.faults,
         "snapshots": snapshots,
     }
 
@@ -244,23 +305,47 @@ def run_status(run: Run) -> dict[str, Any]:
 # --- snapshots ----------------------------------------------------------------------------
 
 
-def start_snapshot(run: Run, initiator: str | None = None, user: Any = None) -> Snapshot:
-    """Start a Chandy–Lamport snapshot of a run at one of its processes."""
-    if run.status == Run.Status.STOPPED:
-        raise ServiceError(f"run {run.pk} is stopped; snapshots need a running (or paused) run")
+ALGORITHM_NAMES = [name for name, _ in ALGORITHMS]
+
+
+def check_algorithm(algorithm: str) -> str:
+    if algorithm not in ALGORITHM_NAMES:
+        raise ServiceError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHM_NAMES)}")
+    return algorithm
+
+
+def check_process(run: Run, name: str) -> str:
     names = run.process_names
-    initiator = initiator or names[0]
-    if initiator not in names:
+    if name not in names:
         shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
-        raise ServiceError(f"run {run.pk} has no process {initiator!r} (its processes: {shown})")
-    snapshot = Snapshot.objects.create(
+        raise ServiceError(f"run {run.pk} has no process {name!r} (its processes: {shown})")
+    return name
+
+
+def new_snapshot(run: Run, initiator: str, algorithm: str, user: Any = None, **fields: Any) -> Snapshot:
+    """The database row of a snapshot about to start (by a person or a watchpoint)."""
+    return Snapshot.objects.create(
         run=run,
         initiator=initiator,
-        processes_total=len(names),
+        algorithm=algorithm,
+        epoch=run.epoch,
+        processes_total=len(run.process_names),
         channels_total=len(run.channel_pairs),
         requested_by=user if getattr(user, "is_authenticated", False) else None,
+        **fields,
     )
-    transport().send_initiate(run.pk, initiator, snapshot.pk)
+
+
+def start_snapshot(
+    run: Run, initiator: str | None = None, user: Any = None, algorithm: str = "chandy-lamport"
+) -> Snapshot:
+    """Start a snapshot of a run at one of its processes, with either algorithm."""
+    if run.status == Run.Status.STOPPED:
+        raise ServiceError(f"run {run.pk} is stopped; snapshots need a running (or paused) run")
+    check_algorithm(algorithm)
+    initiator = check_process(run, initiator or run.process_names[0])
+    snapshot = new_snapshot(run, initiator, algorithm, user)
+    transport().send_initiate(run.pk, initiator, snapshot.pk, algorithm, run.epoch)
     return snapshot
 
 
@@ -288,7 +373,7 @@ def store_records(records: Iterable[dict[str, Any]]) -> list[int]:
             fields = ["processes_reported", "channels_reported"]
             if snapshot.status == Snapshot.Status.RUNNING and _is_whole(snapshot):
                 _finish(snapshot)
-                fields += ["status", "reason", "finished_at", "verdict"]
+                fields += ["status", "reason", "finished_at", "verdict", "properties"]
                 finished.append(snapshot.pk)
             snapshot.save(update_fields=fields)
     _announce(finished)
@@ -307,6 +392,7 @@ def _insert_records(snapshot: Snapshot, recs: list[dict[str, Any]]) -> None:
                 state=r["state"],
                 sent=r["sent"],
                 received=r["received"],
+                received_above=r.get("received_above", {}),
                 clock=r["clock"],
                 recorded_at=when(r),
             )
@@ -341,25 +427,70 @@ def _is_whole(snapshot: Snapshot) -> bool:
 
 def _finish(snapshot: Snapshot) -> None:
     """Every process and channel has reported: compute the verdict and close it."""
-    snapshot.verdict = verdict_of(snapshot)
+    run = snapshot.run
+    process_records = [r.to_dict() for r in snapshot.process_records.all()]
+    channel_records = [r.to_dict() for r in snapshot.channel_records.all()]
+    snapshot.verdict = verdict_of(run, process_records, channel_records)
+    snapshot.properties = detect(
+        run.workload, run.process_names, run.channel_pairs, process_records, channel_records, snapshot.verdict
+    )
     snapshot.status = Snapshot.Status.COMPLETE
     snapshot.finished_at = timezone.now()
-    if not (snapshot.verdict["consistent"] and snapshot.verdict["conserved"]):
+    if not (snapshot.verdict["consistent"] and snapshot.verdict["conserved"] is not False):
         snapshot.reason = "the recorded state fails its verdict: " + "; ".join(snapshot.verdict["problems"][:5])
 
 
-def verdict_of(snapshot: Snapshot) -> dict[str, Any]:
-    run = snapshot.run
+def verdict_of(
+    run: Run, process_records: list[dict[str, Any]], channel_records: list[dict[str, Any]]
+) -> dict[str, Any]:
     wl = get_workload(run.workload)
     return compute_verdict(
         run.process_names,
         run.channel_pairs,
         wl.unit,
         wl.payload_unit,
-        run.expected_total,
-        [r.to_dict() for r in snapshot.process_records.all()],
-        [r.to_dict() for r in snapshot.channel_records.all()],
+        run.expected_total or 0,
+        process_records,
+        channel_records,
     )
+
+
+def is_sound(snapshot: Snapshot) -> bool:
+    """Complete, a consistent cut, and (where the workload has one) conserving its total."""
+    verdict = snapshot.verdict or {}
+    return (
+        snapshot.status == Snapshot.Status.COMPLETE
+        and bool(verdict.get("consistent"))
+        and verdict.get("conserved") is not False
+    )
+
+
+def compare_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
+    """Two snapshots of one run side by side: what changed per process and per channel."""
+    if a.run_id != b.run_id:
+        raise ServiceError(f"snapshots {a.pk} and {b.pk} are of different runs ({a.run_id} and {b.run_id})")
+    for s in (a, b):
+        if s.status != Snapshot.Status.COMPLETE:
+            raise ServiceError(f"snapshot {s.pk} is {s.status}; only complete snapshots can be compared")
+    try:
+        return compare(a.to_dict(), b.to_dict())
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def first_holding(run: Run) -> dict[str, int]:
+    """For each stable property, the first complete snapshot of the run in which it held.
+
+    Stable means: once it holds it holds for ever after — so the first snapshot that
+    sees it dates it to between that snapshot and the one before.
+    """
+    first: dict[str, int] = {}
+    rows = run.snapshots.filter(status=Snapshot.Status.COMPLETE).order_by("id").values_list("id", "properties")
+    for snapshot_id, properties in rows:
+        for name, result in (properties or {}).items():
+            if name not in first and isinstance(result, dict) and result.get("holds") is True:
+                first[name] = snapshot_id
+    return first
 
 
 def expire_snapshots(now: datetime | None = None) -> list[int]:

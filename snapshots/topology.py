@@ -4,26 +4,41 @@ A topology is the JSON the CLI and the admin exchange::
 
     {"name": "ring-3", "workload": "bank",
      "processes": [{"name": "p1", "balance": 100}, ...],
-     "channels": [["p1", "p2"], ...]}
+     "channels": [["p1", "p2"], ["p2", "p3", {"delay_ms": 200, "reorder": true}], ...]}
 
-Token topologies give ``"tokens"`` instead of ``"balance"``. Chandy–Lamport needs a
-strongly connected graph of directed channels (every marker must reach every process),
-so that and every other rule is checked here, with a message naming the problem.
+A process's initial value sits under its workload's ``value_key`` (see
+``cluster/workloads.py``): ``balance`` (bank), ``tokens`` (token), ``jobs`` (diffusion),
+``forks`` (philosophers). A channel is ``[source, destination]``, or
+``[source, destination, {faults}]`` for a channel that is not a plain reliable FIFO one
+(:func:`validate_faults`); an export keeps the faults only where some are set.
+
+Chandy–Lamport needs a strongly connected graph of directed channels (every marker must
+reach every process), so that and every other rule is checked here, with a message
+naming the problem.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from cluster.workloads import WORKLOADS, get_workload, starting_forks
 
 MAX_NAME_LENGTH = 64
 # Process names become broker queue names and URL parts: keep them plain.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
-VALUE_KEYS = ("balance", "tokens")
+VALUE_KEYS = tuple(w.value_key for w in WORKLOADS.values())  # balance, tokens, jobs, forks
 MAX_VALUE = 2**31 - 1  # what the database column holds
+
+# Channel faults, all off: a plain reliable FIFO channel.
+NO_FAULTS: dict[str, Any] = {"delay_ms": 0, "reorder": False, "loss": 0.0}
+MAX_DELAY_MS = 10_000
+MAX_LOSS = 0.9  # a channel that loses everything never delivers, even with retransmission
+FAULTS_EXAMPLE = '{"delay_ms": 200, "reorder": true, "loss": 0.1}'
 
 
 class TopologyError(ValueError):
@@ -34,8 +49,8 @@ class TopologyError(ValueError):
         self.problems = problems
 
 
-def graph_problems(names: list[str], channels: Iterable[tuple[str, str]]) -> list[str]:
-    """Everything wrong with a graph of processes and directed channels."""
+def graph_problems(names: list[str], channels: Iterable[Sequence[Any]]) -> list[str]:
+    """Everything wrong with a graph of processes and directed channels (a channel's faults aside)."""
     problems: list[str] = []
     if len(names) < 2:
         problems.append(f"a topology needs at least 2 processes, this one has {len(names)}")
@@ -54,10 +69,12 @@ def graph_problems(names: list[str], channels: Iterable[tuple[str, str]]) -> lis
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     for channel in channels:
-        if not (isinstance(channel, (list, tuple)) and len(channel) == 2):
-            problems.append(f"channel {channel!r} is not a [source, destination] pair")
+        if not (isinstance(channel, (list, tuple)) and len(channel) in (2, 3)):
+            problems.append(
+                f"channel {channel!r} is not a [source, destination] pair (or [source, destination, {{faults}}])"
+            )
             continue
-        src, dst = channel
+        src, dst = channel[0], channel[1]
         unknown = [n for n in (src, dst) if not isinstance(n, str) or n not in seen_names]
         if unknown:
             problems.append(f"channel {src}→{dst} names unknown process {', '.join(map(str, unknown))}")
@@ -109,8 +126,14 @@ def _more(names: list[str]) -> str:
     return f" (nor {len(names) - 1} more)" if len(names) > 1 else ""
 
 
-def state_problems(processes: list[dict[str, Any]], workload: str) -> list[str]:
-    """Initial states that the workload cannot start from."""
+def state_problems(
+    processes: list[dict[str, Any]], workload: str, channels: Iterable[Sequence[Any]] | None = None
+) -> list[str]:
+    """Initial states that the workload cannot start from.
+
+    ``channels`` (the topology's, well formed) lets it check what depends on the graph:
+    the philosophers' forks. Without them those checks are skipped.
+    """
     problems: list[str] = []
     for proc in processes:
         name = proc.get("name")
@@ -124,10 +147,108 @@ def state_problems(processes: list[dict[str, Any]], workload: str) -> list[str]:
                 elif value > MAX_VALUE:
                     problems.append(f"{name}: {key} must be at most {MAX_VALUE} ({value})")
     if workload == "token":
-        total = sum(p.get("tokens", 0) for p in processes if isinstance(p.get("tokens", 0), int))
+        total = _total(processes, "tokens")
         if total != 1:
             problems.append(f"the token workload needs exactly one token in all, this topology has {total}")
+    elif workload == "diffusion":
+        if _total(processes, "jobs") <= 0:
+            problems.append("the diffusion workload needs jobs to start from: give at least one process jobs above 0")
+    elif workload == "philosophers" and channels is not None:
+        problems.extend(_fork_problems(processes, [(c[0], c[1]) for c in channels]))
     return problems
+
+
+def _total(processes: list[dict[str, Any]], key: str) -> int:
+    return sum(v for p in processes if isinstance(v := p.get(key, 0), int) and not isinstance(v, bool))
+
+
+def _fork_problems(processes: list[dict[str, Any]], edges: list[tuple[str, str]]) -> list[str]:
+    """Philosophers share a fork with each neighbour, so every channel must go both ways, and
+    each process must start with the forks the placement rule gives it (see ``cluster/workloads.py``)."""
+    pairs = set(edges)
+    one_way = [f"{s}→{d} has no {d}→{s}" for s, d in edges if (d, s) not in pairs]
+    if one_way:
+        return [
+            "the philosophers workload needs every channel both ways (neighbours share a fork): "
+            + "; ".join(one_way[:3])
+            + (f" (nor {len(one_way) - 3} more)" if len(one_way) > 3 else "")
+        ]
+    neighbours: dict[str, list[str]] = {}
+    for src, dst in edges:
+        neighbours.setdefault(src, []).append(dst)
+    problems: list[str] = []
+    for proc in processes:
+        name, value = proc.get("name"), proc.get("forks", 0)
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, int):
+            continue  # reported above
+        mine = starting_forks(name, neighbours.get(name, []))
+        if value != len(mine):
+            shared = f"the ones it shares with {_and(mine)}" if mine else "no fork"
+            problems.append(
+                f"{name}: forks must be {len(mine)}, not {value}: a philosopher starts with {shared}"
+                " (a fork starts at the neighbour whose name sorts first)"
+            )
+    return problems
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --- channel faults -----------------------------------------------------------------------
+
+
+def validate_faults(faults: Any, channel: str = "") -> dict[str, Any]:
+    """Check one channel's fault settings; return all three, normalised, or raise :class:`TopologyError`.
+
+    ``{"delay_ms": int 0..10000, "reorder": bool, "loss": float 0..0.9}``, each optional
+    (absent = off). ``channel`` ("p1→p2") names the channel in the messages.
+    """
+    normalised, problems = _faults(faults, channel)
+    if problems:
+        raise TopologyError(problems)
+    return normalised
+
+
+def changed_faults(faults: dict[str, Any]) -> dict[str, Any]:
+    """The settings that differ from a plain reliable FIFO channel: what an export keeps."""
+    return {key: value for key, value in faults.items() if value != NO_FAULTS[key]}
+
+
+def _faults(faults: Any, channel: str) -> tuple[dict[str, Any], list[str]]:
+    where = f"channel {channel}: " if channel else ""
+    if not isinstance(faults, dict):
+        return dict(NO_FAULTS), [f"{where}faults must be an object like {FAULTS_EXAMPLE}, not {faults!r}"]
+    problems: list[str] = []
+    unknown = [key for key in faults if key not in NO_FAULTS]
+    if unknown:
+        problems.append(f"{where}unknown fault {', '.join(map(repr, unknown))} (known: {', '.join(NO_FAULTS)})")
+    normalised = dict(NO_FAULTS)
+    delay = faults.get("delay_ms", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY_MS:
+        problems.append(
+            f"{where}delay_ms must be a whole number of milliseconds from 0 to {MAX_DELAY_MS}, not {delay!r}"
+        )
+    else:
+        normalised["delay_ms"] = delay
+    reorder = faults.get("reorder", False)
+    if not isinstance(reorder, bool):
+        problems.append(f"{where}reorder must be true or false, not {reorder!r}")
+    else:
+        normalised["reorder"] = reorder
+    loss = faults.get("loss", 0.0)
+    if (
+        isinstance(loss, bool)
+        or not isinstance(loss, (int, float))
+        or not math.isfinite(loss)
+        or not 0 <= loss <= MAX_LOSS
+    ):
+        problems.append(
+            f"{where}loss must be a fraction from 0 to {MAX_LOSS} (0.1 loses one frame in ten), not {loss!r}"
+        )
+    else:
+        normalised["loss"] = float(loss)
+    return normalised, problems
 
 
 def validate(data: Any) -> dict[str, Any]:
@@ -141,8 +262,8 @@ def validate(data: Any) -> dict[str, Any]:
     elif len(name) > MAX_NAME_LENGTH:
         problems.append(f"the topology name is longer than {MAX_NAME_LENGTH} characters")
     workload = data.get("workload", "bank")
-    if workload not in ("bank", "token"):
-        problems.append(f"unknown workload {workload!r}; choose bank or token")
+    if not isinstance(workload, str) or workload not in WORKLOADS:
+        problems.append(f"unknown workload {workload!r}; choose {_or(list(WORKLOADS))}")
     processes = data.get("processes")
     channels = data.get("channels")
     if not isinstance(processes, list) or not all(isinstance(p, dict) for p in processes):
@@ -150,16 +271,29 @@ def validate(data: Any) -> dict[str, Any]:
     if not isinstance(channels, list):
         raise TopologyError([*problems, "channels must be a list of [source, destination] pairs"])
     names = [p.get("name") for p in processes]
-    problems.extend(graph_problems(names, channels))  # type: ignore[arg-type]
-    problems.extend(state_problems(processes, workload))
+    graph = graph_problems(names, channels)
+    problems.extend(graph)
+    faults: list[dict[str, Any]] = []
+    for channel in channels:
+        if isinstance(channel, (list, tuple)) and len(channel) == 3:
+            normalised, wrong = _faults(channel[2], f"{channel[0]}→{channel[1]}")
+            problems.extend(wrong)
+            faults.append(changed_faults(normalised))
+        else:
+            faults.append({})
+    problems.extend(state_problems(processes, workload, None if graph else channels))
     if problems:
         raise TopologyError(problems)
     return {
         "name": name,
         "workload": workload,
         "processes": [{"name": p["name"], **{k: p[k] for k in VALUE_KEYS if k in p}} for p in processes],
-        "channels": [[s, d] for s, d in channels],
+        "channels": [[c[0], c[1], f] if f else [c[0], c[1]] for c, f in zip(channels, faults, strict=True)],
     }
+
+
+def _or(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " or " + words[-1]
 
 
 # --- generators ---------------------------------------------------------------------------
@@ -170,8 +304,27 @@ def _names(n: int) -> list[str]:
 
 
 def _topology(name: str, names: list[str], edges: list[tuple[str, str]], workload: str, value: int) -> dict[str, Any]:
-    key = "tokens" if workload == "token" else "balance"
-    processes = [{"name": n, key: (1 if i == 0 else 0) if workload == "token" else value} for i, n in enumerate(names)]
+    """The topology JSON, each process starting with what its workload needs.
+
+    bank: ``value`` each; token: the one token at the first process; diffusion: ``value``
+    jobs at the first process (the root of the computation); philosophers: the forks
+    the placement rule gives (``value`` is not used).
+    """
+    key = get_workload(workload).value_key
+    neighbours: dict[str, list[str]] = {n: [] for n in names}
+    for src, dst in edges:
+        neighbours[src].append(dst)
+
+    def initial(i: int, n: str) -> int:
+        if workload == "token":
+            return 1 if i == 0 else 0
+        if workload == "diffusion":
+            return value if i == 0 else 0
+        if workload == "philosophers":
+            return len(starting_forks(n, neighbours[n]))
+        return value
+
+    processes = [{"name": n, key: initial(i, n)} for i, n in enumerate(names)]
     return {"name": name, "workload": workload, "processes": processes, "channels": [list(e) for e in edges]}
 
 

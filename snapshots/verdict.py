@@ -3,14 +3,17 @@
 Pure: it reads the records exactly as they are exported, so anyone holding an export
 can check it the same way. Three checks, every violation reported in words:
 
-* **channel contents** — channel p→q must hold exactly the frames with seq in
-  ``(received_q[p], sent_p[q]]``: its recorded messages, in order, plus the markers of
-  other snapshots that passed while it was recorded;
-* **consistency** — no receive recorded without its send: by sequence numbers
-  (``received_q[p] ≤ sent_p[q]``) and by vector clocks (no process knows more of
+* **channel contents** — ``q``'s received set from p→q is the prefix ``received_q[p]``
+  plus ``received_above_q[p]`` (seqs applied beyond the prefix, on a non-FIFO channel).
+  Channel p→q must hold exactly the frames with seq ``≤ sent_p[q]`` outside that set:
+  its recorded messages, in order, plus the markers of other snapshots in it at the cut;
+* **consistency** — no receive recorded without its send: by sequence numbers (every
+  seq in the received set ``≤ sent_p[q]``; one above it overtook the sender's marker on
+  a non-FIFO channel and is named) and by vector clocks (no process knows more of
   process j's events than j itself had done when j recorded);
 * **conservation** — the workload's invariant (total money, the one token) summed
-  over recorded states and recorded in-channel messages equals the expected total.
+  over recorded states and recorded in-channel messages equals the expected total. A
+  workload without one (``state_unit`` None) has no conservation verdict: ``None``.
 
 A snapshot is ``consistent`` when it is complete and the first two checks find nothing.
 """
@@ -24,8 +27,8 @@ from typing import Any
 def compute_verdict(
     processes: Iterable[str],
     channels: Iterable[tuple[str, str]],
-    state_unit: str,
-    payload_unit: str,
+    state_unit: str | None,
+    payload_unit: str | None,
     expected_total: int,
     process_records: Iterable[dict[str, Any]],
     channel_records: Iterable[dict[str, Any]],
@@ -47,13 +50,32 @@ def compute_verdict(
         sender, receiver, rec = by_process.get(src), by_process.get(dst), by_channel.get((src, dst))
         if sender is None or receiver is None or rec is None:
             continue
-        problems.extend(_channel_problems(src, dst, sender["sent"].get(dst, 0), receiver["received"].get(src, 0), rec))
+        problems.extend(
+            _channel_problems(
+                src,
+                dst,
+                sender["sent"].get(dst, 0),
+                receiver["received"].get(src, 0),
+                set(receiver.get("received_above", {}).get(src, ())),
+                rec,
+            )
+        )
 
     problems.extend(_clock_problems(by_process))
     consistent = not problems
 
+    if state_unit is None:
+        return {
+            "consistent": consistent,
+            "conserved": None,
+            "expected_total": expected_total,
+            "recorded_total": None,
+            "problems": problems,
+        }
     recorded_total = sum(int(r["state"].get(state_unit, 0)) for r in by_process.values()) + sum(
-        int(m["payload"].get(payload_unit, 0)) for r in by_channel.values() for m in r["messages"]
+        int(m["payload"].get(payload_unit, 0)) if payload_unit else 0
+        for r in by_channel.values()
+        for m in r["messages"]
     )
     conserved = recorded_total == expected_total and not missing_p and not missing_c
     if recorded_total != expected_total:
@@ -70,7 +92,9 @@ def compute_verdict(
     }
 
 
-def _channel_problems(src: str, dst: str, sent: int, received: int, rec: dict[str, Any]) -> list[str]:
+def _channel_problems(
+    src: str, dst: str, sent: int, received: int, received_above: set[int], rec: dict[str, Any]
+) -> list[str]:
     name = f"{src}→{dst}"
     problems: list[str] = []
     if received > sent:
@@ -79,12 +103,21 @@ def _channel_problems(src: str, dst: str, sent: int, received: int, rec: dict[st
             " (a receive without its send)"
         )
         return problems
+    for seq in sorted(s for s in received_above if s > sent):
+        # The sender sends its marker right after it records, so the marker is seq sent + 1.
+        problems.append(
+            f"{name}: {dst} recorded receiving seq {seq} from {src}, which {src} sent after its cut"
+            f" (its marker was seq {sent + 1}): the message overtook the marker — the channel is not FIFO"
+        )
     message_seqs = [m["seq"] for m in rec["messages"]]
     if message_seqs != sorted(message_seqs) or len(set(message_seqs)) != len(message_seqs):
         problems.append(f"{name}: recorded messages out of FIFO order: seqs {message_seqs}")
     recorded = set(message_seqs) | {m["seq"] for m in rec.get("markers", [])}
-    expected = set(range(received + 1, sent + 1))
+    expected = set(range(received + 1, sent + 1)) - received_above
     for seq in sorted(recorded - expected):
+        if seq in received_above:
+            problems.append(f"{name}: recorded seq {seq}, which {dst} had already received before it recorded")
+            continue
         problems.append(
             f"{name}: recorded seq {seq}, which is outside ({received}, {sent}]"
             f" — not sent before {src} recorded, or already received before {dst} recorded"

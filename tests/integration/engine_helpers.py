@@ -40,6 +40,7 @@ SNAPSHOT_WAIT = 60.0
 EXPORT_KEYS = {
     *("id", "run", "initiator", "status", "reason", "started_at", "finished_at"),
     *("reported", "processes", "channels", "verdict"),
+    *("algorithm", "epoch", "watchpoint", "trigger", "properties"),
 }
 VERDICT_KEYS = {"consistent", "conserved", "expected_total", "recorded_total", "problems"}
 FIFO_COUNTERS = ("duplicates", "gaps", "reorders", "held")

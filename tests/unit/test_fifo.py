@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cluster.fifo import ChannelReceiver
+from cluster.process import Process
 
 
 def test_it_delivers_frames_that_arrive_in_order_at_once() -> None:
@@ -73,3 +76,78 @@ def test_it_survives_a_round_trip_through_json_while_holding_frames() -> None:
         {"kind": "message", "seq": 2},
         {"kind": "marker", "seq": 3},
     ]
+
+
+# -- unordered mode (a channel with the reorder fault) ----------------------------------
+
+
+def test_unordered_it_delivers_every_new_seq_at_once() -> None:
+    r = ChannelReceiver(fifo=False)
+    assert r.accept(3, "c") == ["c"]
+    assert r.accept(1, "a") == ["a"]
+    assert (r.last, r.above) == (1, {3})
+    assert r.accept(2, "b") == ["b"]
+    assert (r.last, r.above) == (3, set())
+    assert r.counters() == {"duplicates": 0, "gaps": 1, "reorders": 1, "held": 0}
+
+
+def test_unordered_it_still_drops_duplicates() -> None:
+    r = ChannelReceiver(fifo=False)
+    r.accept(1, "a")
+    r.accept(4, "d")
+    assert r.accept(1, "a") == []
+    assert r.accept(4, "d") == []
+    assert r.counters()["duplicates"] == 2
+
+
+def test_turning_unordered_releases_what_was_held() -> None:
+    r = ChannelReceiver()
+    r.accept(1, "a")
+    r.accept(3, "c")
+    r.accept(5, "e")
+    assert r.set_fifo(False) == ["c", "e"]
+    assert (r.last, r.above, r.held) == (1, {3, 5}, {})
+    assert r.accept(2, "b") == ["b"]
+    assert (r.last, r.above) == (3, {5})
+
+
+def test_turning_fifo_again_skips_what_was_already_delivered() -> None:
+    r = ChannelReceiver(fifo=False)
+    r.accept(2, "b")
+    r.accept(4, "d")
+    assert r.set_fifo(True) == []
+    assert r.accept(5, "e") == []  # held: 1 and 3 are missing
+    assert r.accept(4, "d") == []  # already delivered
+    assert r.accept(1, "a") == ["a"]
+    assert r.accept(3, "c") == ["c", "e"]
+    assert (r.last, r.above, r.held) == (5, set(), {})
+
+
+def test_unordered_it_survives_a_round_trip_through_json() -> None:
+    r = ChannelReceiver(fifo=False)
+    r.accept(2, "b")
+    restored = ChannelReceiver.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert restored == r
+    assert restored.accept(2, "b") == [] and restored.accept(1, "a") == ["a"]
+
+
+def test_a_receiver_saved_before_unordered_mode_loads_as_fifo() -> None:
+    old = {"last": 1, "held": [[3, "c"]], "duplicates": 0, "gaps": 1, "reorders": 0}
+    r = ChannelReceiver.from_dict(old)
+    assert r.fifo and r.above == set()
+    assert r.accept(2, "b") == ["b", "c"]
+
+
+def test_a_process_switching_a_channel_to_non_fifo_applies_the_frames_it_held() -> None:
+    proc = Process("p2", ["p1", "p3"], ["p1"], "bank", {"balance": 0})
+    frame = {"kind": "message", "src": "p1", "dst": "p2", "seq": 2, "payload": {"amount": 5}, "clock": {}, "epoch": 0}
+    assert proc.receive(frame).events == []  # held behind seq 1
+    step = proc.set_channel_modes({"p1"})
+    assert [(e["kind"], e["seq"]) for e in step.events] == [("receive", 2)]
+    assert proc.state == {"balance": 5}
+    assert (proc.applied, proc.applied_above) == ({"p1": 0, "p3": 0}, {"p1": {2}, "p3": set()})
+    assert proc.receivers["p3"].fifo
+    restored = Process.from_dict(json.loads(json.dumps(proc.to_dict())))
+    assert restored.receivers["p1"].fifo is False and restored.applied_above["p1"] == {2}
+    with pytest.raises(ValueError, match="p2 has no channel from p9"):
+        proc.set_channel_modes({"p9"})

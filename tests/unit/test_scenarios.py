@@ -55,7 +55,8 @@ def golden_text(exports: list[dict[str, Any]]) -> str:
         channels = ",\n".join(f"        {one(c)}" for c in e["channels"])
         blocks.append(
             "    {\n"
-            f'      "id": {one(e["id"])}, "initiator": {one(e["initiator"])}, "status": {one(e["status"])},\n'
+            f'      "id": {one(e["id"])}, "initiator": {one(e["initiator"])}, "algorithm": {one(e["algorithm"])},'
+            f' "status": {one(e["status"])},\n'
             f'      "processes": [\n{processes}\n      ],\n'
             f'      "channels": [\n{channels}\n      ],\n'
             f'      "verdict": {one(e["verdict"])}\n'

@@ -46,7 +46,7 @@ def test_the_workload_defaults_to_bank() -> None:
         ([], "a topology must be a JSON object"),
         (ring3(name=""), "the topology needs a name"),
         (ring3(name="x" * 65), "the topology name is longer than 64 characters"),
-        (ring3(workload="lottery"), "unknown workload 'lottery'; choose bank or token"),
+        (ring3(workload="lottery"), "unknown workload 'lottery'; choose bank, token, diffusion or philosophers"),
         (ring3(processes={"p1": {}}), "processes must be a list of objects with a name"),
         (ring3(processes=["p1", "p2"]), "processes must be a list of objects with a name"),
         (ring3(channels="p1->p2"), "channels must be a list of [source, destination] pairs"),
@@ -91,8 +91,12 @@ def test_it_rejects_a_process_name_that_is_not_a_string_without_crashing() -> No
 @pytest.mark.parametrize(
     ("channel", "message"),
     [
-        (["p1"], "channel ['p1'] is not a [source, destination] pair"),
-        ("p1p2", "channel 'p1p2' is not a [source, destination] pair"),
+        (["p1"], "channel ['p1'] is not a [source, destination] pair (or [source, destination, {faults}])"),
+        ("p1p2", "channel 'p1p2' is not a [source, destination] pair (or [source, destination, {faults}])"),
+        (
+            ["p1", "p2", {}, {}],
+            "channel ['p1', 'p2', {}, {}] is not a [source, destination] pair (or [source, destination, {faults}])",
+        ),
         (["p1", "p9"], "channel p1→p9 names unknown process p9"),
         (["p8", "p9"], "channel p8→p9 names unknown process p8, p9"),
         (["p1", "p1"], "channel p1→p1 is a self-loop"),
@@ -154,7 +158,7 @@ def test_it_reports_every_problem_at_once() -> None:
     data["channels"].append(["p1", "p1"])
     assert problems(data) == [
         "the topology needs a name",
-        "unknown workload 'lottery'; choose bank or token",
+        "unknown workload 'lottery'; choose bank, token, diffusion or philosophers",
         "channel p1→p1 is a self-loop",
     ]
 
@@ -200,3 +204,183 @@ def test_grid_generates_a_valid_topology(rows: int, cols: int) -> None:
 def test_a_generated_token_topology_starts_with_one_token_at_the_first_process() -> None:
     data = topology.ring(4, workload="token")
     assert [p["tokens"] for p in data["processes"]] == [1, 0, 0, 0]
+
+
+# --- channel faults ----------------------------------------------------------------------
+
+
+def test_a_channel_may_carry_faults_and_the_export_keeps_only_those_set() -> None:
+    data = ring3(channels=[["p1", "p2", {"delay_ms": 250, "reorder": True}], ["p2", "p3", {}], ["p3", "p1"]])
+    data["channels"].append(["p2", "p1", {"delay_ms": 0, "reorder": False, "loss": 0}])
+    assert validate(data)["channels"] == [
+        ["p1", "p2", {"delay_ms": 250, "reorder": True}],
+        ["p2", "p3"],
+        ["p3", "p1"],
+        ["p2", "p1"],
+    ]
+
+
+def test_loss_is_normalised_to_a_fraction() -> None:
+    data = ring3(channels=[["p1", "p2", {"loss": 0.25}], ["p2", "p3", {"loss": 0}], ["p3", "p1"]])
+    assert validate(data)["channels"][:2] == [["p1", "p2", {"loss": 0.25}], ["p2", "p3"]]
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (
+            {"delay_ms": 10_001},
+            "channel p1→p2: delay_ms must be a whole number of milliseconds from 0 to 10000, not 10001",
+        ),
+        ({"delay_ms": -1}, "channel p1→p2: delay_ms must be a whole number of milliseconds from 0 to 10000, not -1"),
+        ({"delay_ms": 2.5}, "channel p1→p2: delay_ms must be a whole number of milliseconds from 0 to 10000, not 2.5"),
+        (
+            {"delay_ms": True},
+            "channel p1→p2: delay_ms must be a whole number of milliseconds from 0 to 10000, not True",
+        ),
+        (
+            {"delay_ms": "50"},
+            "channel p1→p2: delay_ms must be a whole number of milliseconds from 0 to 10000, not '50'",
+        ),
+        ({"reorder": 1}, "channel p1→p2: reorder must be true or false, not 1"),
+        ({"reorder": "yes"}, "channel p1→p2: reorder must be true or false, not 'yes'"),
+        ({"loss": 0.95}, "channel p1→p2: loss must be a fraction from 0 to 0.9 (0.1 loses one frame in ten), not 0.95"),
+        ({"loss": -0.1}, "channel p1→p2: loss must be a fraction from 0 to 0.9 (0.1 loses one frame in ten), not -0.1"),
+        (
+            {"loss": float("nan")},
+            "channel p1→p2: loss must be a fraction from 0 to 0.9 (0.1 loses one frame in ten), not nan",
+        ),
+        (
+            {"loss": False},
+            "channel p1→p2: loss must be a fraction from 0 to 0.9 (0.1 loses one frame in ten), not False",
+        ),
+        ({"jitter": 5}, "channel p1→p2: unknown fault 'jitter' (known: delay_ms, reorder, loss)"),
+        (
+            ["delay_ms", 5],
+            "channel p1→p2: faults must be an object like"
+            ' {"delay_ms": 200, "reorder": true, "loss": 0.1}, not [\'delay_ms\', 5]',
+        ),
+    ],
+)
+def test_it_rejects_bad_faults_naming_the_channel(faults: Any, message: str) -> None:
+    data = ring3()
+    data["channels"][0] = ["p1", "p2", faults]
+    assert problems(data) == [message]
+
+
+def test_it_reports_every_bad_fault_of_a_channel() -> None:
+    data = ring3()
+    data["channels"][2] = ["p3", "p1", {"delay_ms": -5, "reorder": None, "loss": 2}]
+    assert [p.split(":")[1].split()[0] for p in problems(data)] == ["delay_ms", "reorder", "loss"]
+
+
+def test_validate_faults_fills_in_what_is_off() -> None:
+    assert topology.validate_faults({}) == {"delay_ms": 0, "reorder": False, "loss": 0.0}
+    assert topology.validate_faults({"loss": 0, "reorder": True}, "p1→p2") == {
+        "delay_ms": 0,
+        "reorder": True,
+        "loss": 0.0,
+    }
+    assert topology.validate_faults({"delay_ms": 10_000, "loss": 0.9}) == {
+        "delay_ms": 10_000,
+        "reorder": False,
+        "loss": 0.9,
+    }
+
+
+def test_validate_faults_refuses_in_words() -> None:
+    with pytest.raises(TopologyError) as refused:
+        topology.validate_faults({"delay_ms": 99_999, "loss": "a lot"}, "p2→p3")
+    assert refused.value.problems == [
+        "channel p2→p3: delay_ms must be a whole number of milliseconds from 0 to 10000, not 99999",
+        "channel p2→p3: loss must be a fraction from 0 to 0.9 (0.1 loses one frame in ten), not 'a lot'",
+    ]
+    with pytest.raises(TopologyError, match=r"^reorder must be true or false, not 'no'$"):
+        topology.validate_faults({"reorder": "no"})
+
+
+def test_changed_faults_keeps_what_differs_from_a_plain_channel() -> None:
+    assert topology.changed_faults({"delay_ms": 0, "reorder": False, "loss": 0.0}) == {}
+    assert topology.changed_faults({"delay_ms": 5, "reorder": False, "loss": 0.5}) == {"delay_ms": 5, "loss": 0.5}
+
+
+# --- the workloads' initial states ---------------------------------------------------------
+
+
+def philosophers5(**changes: Any) -> dict[str, Any]:
+    data = topology.ring(5, two_way=True, workload="philosophers", name="table")
+    data.update(changes)
+    return data
+
+
+def test_the_new_workloads_keep_their_value_keys() -> None:
+    data = ring3(workload="diffusion", processes=[{"name": "p1", "jobs": 5}, {"name": "p2"}, {"name": "p3", "jobs": 0}])
+    assert validate(data)["processes"] == [{"name": "p1", "jobs": 5}, {"name": "p2"}, {"name": "p3", "jobs": 0}]
+    assert validate(philosophers5())["processes"][0] == {"name": "p1", "forks": 2}
+
+
+def test_the_diffusion_workload_needs_some_jobs() -> None:
+    data = ring3(workload="diffusion", processes=[{"name": f"p{i}", "jobs": 0} for i in (1, 2, 3)])
+    assert problems(data) == ["the diffusion workload needs jobs to start from: give at least one process jobs above 0"]
+
+
+def test_a_generated_philosophers_table_starts_each_fork_at_the_first_name() -> None:
+    # The fork of p1 and p5 starts at p1, so p1 holds two and p5 none.
+    assert [p["forks"] for p in philosophers5()["processes"]] == [2, 1, 1, 1, 0]
+
+
+def test_philosophers_need_every_channel_both_ways() -> None:
+    data = philosophers5()
+    data["channels"] = [c for c in data["channels"] if c != ["p2", "p1"]]
+    assert problems(data) == [
+        "the philosophers workload needs every channel both ways (neighbours share a fork): p1→p2 has no p2→p1"
+    ]
+
+
+def test_philosophers_one_way_channels_are_counted() -> None:
+    data = topology.ring(6, workload="philosophers")
+    [message] = problems(data)
+    assert message.endswith("p1→p2 has no p2→p1; p2→p3 has no p3→p2; p3→p4 has no p4→p3 (nor 3 more)")
+
+
+def test_philosophers_must_start_with_the_forks_the_rule_gives() -> None:
+    data = philosophers5()
+    data["processes"][0]["forks"] = 1
+    del data["processes"][4]["forks"]  # missing is 0, which is right for p5
+    assert problems(data) == [
+        "p1: forks must be 2, not 1: a philosopher starts with the ones it shares with p2 and p5"
+        " (a fork starts at the neighbour whose name sorts first)"
+    ]
+    data["processes"][0]["forks"] = 2
+    data["processes"][4]["forks"] = 1
+    assert problems(data) == [
+        "p5: forks must be 0, not 1: a philosopher starts with no fork"
+        " (a fork starts at the neighbour whose name sorts first)"
+    ]
+
+
+def test_state_problems_checks_forks_only_when_given_the_channels() -> None:
+    processes = [{"name": "p1", "forks": 7}, {"name": "p2", "forks": 0}]
+    assert topology.state_problems(processes, "philosophers") == []
+    assert topology.state_problems(processes, "philosophers", [["p1", "p2"], ["p2", "p1"]]) == [
+        "p1: forks must be 1, not 7: a philosopher starts with the ones it shares with p2"
+        " (a fork starts at the neighbour whose name sorts first)"
+    ]
+
+
+def test_a_graph_problem_hides_the_fork_problems_it_would_cause() -> None:
+    data = philosophers5()
+    data["channels"].append(["p1", "p9"])
+    assert problems(data) == ["channel p1→p9 names unknown process p9"]
+
+
+@pytest.mark.parametrize("make", [topology.ring, topology.line, topology.complete, topology.star])
+def test_generators_seed_a_diffusion_at_the_first_process(make: Any) -> None:
+    data = make(4, workload="diffusion", value=30)
+    assert validate(data) == data
+    assert [p["jobs"] for p in data["processes"]] == [30, 0, 0, 0]
+
+
+def test_generators_refuse_an_unknown_workload() -> None:
+    with pytest.raises(ValueError, match="unknown workload 'lottery'"):
+        topology.ring(3, workload="lottery")

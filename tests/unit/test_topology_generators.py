@@ -21,7 +21,8 @@ from snapshots.topology import MAX_VALUE
 from snapshots.topology import validate as check
 
 SIZES = st.integers(min_value=2, max_value=1000)
-WORKLOADS = st.sampled_from(["bank", "token"])
+# Every generator suits these; philosophers need channels both ways (tested on their own below).
+WORKLOADS = st.sampled_from(["bank", "token", "diffusion"])
 fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -30,6 +31,10 @@ def assert_valid(data: dict[str, Any], processes: int, channels: int) -> None:
     assert (len(spec["processes"]), len(spec["channels"])) == (processes, channels)
     if data["workload"] == "token":
         assert sum(p["tokens"] for p in spec["processes"]) == 1
+    if data["workload"] == "diffusion":
+        assert [p["jobs"] > 0 for p in spec["processes"]] == [True] + [False] * (processes - 1)
+    if data["workload"] == "philosophers":  # one fork per pair of neighbours
+        assert sum(p["forks"] for p in spec["processes"]) == channels // 2
 
 
 @fast
@@ -70,6 +75,24 @@ def test_random_graphs_are_strongly_connected_with_the_degree_asked(
     expected = max(n, min(round(degree * n), n * (n - 1)))
     assert_valid(data, n, expected)
     assert data == topo.random_strongly_connected(n, degree=degree, seed=seed, workload=workload)  # seeded
+
+
+@fast
+@given(n=SIZES)
+def test_philosophers_sit_at_every_two_way_generator(n: int) -> None:
+    assert_valid(topo.ring(n, two_way=True, workload="philosophers"), n, 2 * n if n > 2 else 2)
+    assert_valid(topo.line(n, workload="philosophers"), n, 2 * (n - 1))
+    assert_valid(topo.star(n, workload="philosophers"), n, 2 * (n - 1))
+    if n <= 60:
+        assert_valid(topo.complete(n, workload="philosophers"), n, n * (n - 1))
+
+
+@fast
+@given(rows=st.integers(1, 40), cols=st.integers(1, 40))
+def test_philosophers_sit_at_every_grid(rows: int, cols: int) -> None:
+    if rows * cols >= 2:
+        channels = 2 * (rows * (cols - 1) + cols * (rows - 1))
+        assert_valid(topo.grid(rows, cols, workload="philosophers"), rows * cols, channels)
 
 
 @pytest.mark.parametrize(
@@ -117,16 +140,20 @@ def spoil_connectivity(data: dict[str, Any], draw: Any) -> str:
     return "(the graph must be strongly connected)"
 
 
+def value_key(proc: dict[str, Any]) -> str:
+    return next(key for key in topo.VALUE_KEYS if key in proc)
+
+
 def spoil_negative_value(data: dict[str, Any], draw: Any) -> str:
     proc = draw(st.sampled_from(data["processes"]))
-    key = "tokens" if "tokens" in proc else "balance"
+    key = value_key(proc)
     proc[key] = draw(st.integers(max_value=-1))
     return f"{proc['name']}: {key} must not be negative"
 
 
 def spoil_non_numeric_value(data: dict[str, Any], draw: Any) -> str:
     proc = draw(st.sampled_from(data["processes"]))
-    key = "tokens" if "tokens" in proc else "balance"
+    key = value_key(proc)
     proc[key] = draw(
         st.one_of(st.text(), st.floats(allow_nan=False), st.booleans(), st.none(), st.lists(st.integers()))
     )
@@ -135,7 +162,7 @@ def spoil_non_numeric_value(data: dict[str, Any], draw: Any) -> str:
 
 def spoil_huge_value(data: dict[str, Any], draw: Any) -> str:
     proc = draw(st.sampled_from(data["processes"]))
-    key = "tokens" if "tokens" in proc else "balance"
+    key = value_key(proc)
     proc[key] = draw(st.integers(min_value=MAX_VALUE + 1))
     return f"{proc['name']}: {key} must be at most {MAX_VALUE}"
 
@@ -146,7 +173,8 @@ def spoil_token_count(data: dict[str, Any], draw: Any) -> str:
     if sum(counts) == 1:
         counts[0] += 1
     for proc, count in zip(data["processes"], counts, strict=True):
-        proc.pop("balance", None)
+        for key in topo.VALUE_KEYS:
+            proc.pop(key, None)
         proc["tokens"] = count
     return f"needs exactly one token in all, this topology has {sum(counts)}"
 
@@ -179,6 +207,47 @@ def spoil_unknown_process(data: dict[str, Any], draw: Any) -> str:
     return "names unknown process nobody"
 
 
+def spoil_faults(data: dict[str, Any], draw: Any) -> str:
+    index = draw(st.integers(0, len(data["channels"]) - 1))
+    src, dst = data["channels"][index][:2]
+    key, bad = draw(
+        st.sampled_from(
+            [
+                ("delay_ms", -1),
+                ("delay_ms", 10_001),
+                ("delay_ms", 1.5),
+                ("reorder", "yes"),
+                ("loss", 0.91),
+                ("loss", "x"),
+            ]
+        )
+    )
+    data["channels"][index] = [src, dst, {key: bad}]
+    return f"channel {src}→{dst}: {key} must be"
+
+
+def spoil_no_jobs(data: dict[str, Any], draw: Any) -> str:
+    data["workload"] = "diffusion"
+    for proc in data["processes"]:
+        for key in topo.VALUE_KEYS:
+            proc.pop(key, None)
+    return "the diffusion workload needs jobs to start from"
+
+
+def spoil_forks(data: dict[str, Any], draw: Any) -> str:
+    data["workload"] = "philosophers"
+    for proc in data["processes"]:
+        for key in topo.VALUE_KEYS:
+            proc.pop(key, None)
+        proc["forks"] = draw(st.integers(0, 3))
+    last = data["processes"][-1]
+    last["forks"] = 99  # more than any philosopher here has neighbours
+    pairs = {(c[0], c[1]) for c in data["channels"]}
+    if all((dst, src) in pairs for src, dst in pairs):
+        return f"{last['name']}: forks must be"
+    return "the philosophers workload needs every channel both ways"
+
+
 SPOILERS = [
     spoil_fewer_than_two,
     spoil_self_loop,
@@ -193,6 +262,9 @@ SPOILERS = [
     spoil_duplicate_name,
     spoil_bad_characters,
     spoil_unknown_process,
+    spoil_faults,
+    spoil_no_jobs,
+    spoil_forks,
 ]
 
 VALID = st.one_of(
@@ -201,6 +273,9 @@ VALID = st.one_of(
     st.builds(lambda n: topo.complete(n), st.integers(3, 8)),
     st.builds(lambda n, s: topo.random_strongly_connected(n, 2.5, s), st.integers(3, 30), st.integers(0, 99)),
     st.builds(lambda n: topo.ring(n, workload="token"), st.integers(3, 30)),
+    st.builds(lambda n: topo.ring(n, workload="diffusion"), st.integers(3, 30)),
+    st.builds(lambda n: topo.ring(n, two_way=True, workload="philosophers"), st.integers(3, 30)),
+    st.builds(lambda n: topo.grid(2, n, workload="philosophers"), st.integers(2, 10)),
 )
 
 
@@ -226,7 +301,7 @@ JSON = st.recursive(
 TOPOLOGY_SHAPED = st.fixed_dictionaries(
     {
         "name": JSON,
-        "processes": st.lists(st.dictionaries(st.sampled_from(["name", "balance", "tokens"]), JSON)),
+        "processes": st.lists(st.dictionaries(st.sampled_from(["name", *topo.VALUE_KEYS]), JSON)),
         "channels": JSON,
     },
     optional={"workload": JSON},

@@ -163,3 +163,50 @@ def test_it_does_not_change_the_records_it_judges() -> None:
     before = copy.deepcopy(export)
     verdict(export)
     assert export == before
+
+
+# -- received sets beyond the prefix (non-FIFO channels) --------------------------------
+
+
+def test_a_seq_received_above_the_prefix_is_not_in_the_channel() -> None:
+    # p1 sent seqs 1..3 before its cut; p2 had received 1 and 3 (3 overtook 2), so only 2 is in p1→p2.
+    export = cut()
+    process(export, "p1")["sent"]["p2"] = 3
+    process(export, "p1")["state"]["balance"] = 80
+    p2 = process(export, "p2")
+    p2["received"]["p1"], p2["received_above"] = 1, {"p1": [3]}
+    p2["state"]["balance"] = 95 + 10 + 5
+    channel(export, "p1", "p2")["messages"] = [{"seq": 2, "payload": {"amount": 5}}]
+    assert verdict(export)["problems"] == []
+
+
+def test_it_names_a_message_that_overtook_the_marker() -> None:
+    export = cut()
+    process(export, "p2")["received_above"] = {"p1": [3]}
+    result = verdict(export)
+    assert not result["consistent"]
+    assert result["problems"][0] == (
+        "p1→p2: p2 recorded receiving seq 3 from p1, which p1 sent after its cut (its marker was seq 2):"
+        " the message overtook the marker — the channel is not FIFO"
+    )
+
+
+def test_it_reports_a_recorded_message_the_receiver_had_already_received() -> None:
+    export = cut()
+    process(export, "p1")["sent"]["p2"] = 2
+    process(export, "p2")["received_above"] = {"p1": [2]}
+    channel(export, "p1", "p2")["messages"].append({"seq": 2, "payload": {"amount": 0}})
+    assert verdict(export)["problems"] == ["p1→p2: recorded seq 2, which p2 had already received before it recorded"]
+
+
+def test_a_workload_without_a_conserved_quantity_has_no_conservation_verdict() -> None:
+    export = cut()
+    process(export, "p2")["state"]["balance"] = 1  # nothing to conserve: no complaint
+    result = compute_verdict(NAMES, CHANNELS, None, None, 0, export["processes"], export["channels"])
+    assert result == {
+        "consistent": True,
+        "conserved": None,
+        "expected_total": 0,
+        "recorded_total": None,
+        "problems": [],
+    }
