@@ -5,23 +5,41 @@ echoes. :func:`parse` validates its shape (pure); :func:`execute` checks the use
 permission and carries it out through the services, which hold every rule about runs
 and snapshots. Whatever is refused raises :class:`CommandError` with a sentence the page
 shows as it is; nothing has changed when it is raised.
+
+The commands, each a control action (``snapshots.control_run``):
+
+* ``start`` / ``pause`` / ``stop``; ``rate`` ``{"rate": 5}``;
+* ``snapshot`` ``{"process": "p2", "algorithm": "lai-yang"}`` (both optional);
+* ``restore`` ``{"snapshot": 12}`` — the run goes back to what snapshot 12 recorded;
+* ``watch`` ``{"condition": "balance < 10", "process": "p1" | null, "mode": "once" |
+  "every", "cooldown_s": 5, "algorithm": …}`` and ``unwatch`` ``{"watchpoint": 3}``;
+* ``faults`` ``{"channel": "p1→p2", "faults": {"delay_ms": 100, "reorder": true, "loss": 0.2}}``
+  (``{}``: a plain channel again).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from snapshots import services
-from snapshots.models import Run
-from snapshots.stream import can_control, snapshot_summary
+from snapshots.models import Run, Snapshot
+from snapshots.stream import can_control, snapshot_summary, watchpoints_of
+
+log = logging.getLogger("cutline.commands")
 
 # command → the run status it asks for
 STATUS_COMMANDS = {"start": Run.Status.RUNNING, "pause": Run.Status.PAUSED, "stop": Run.Status.STOPPED}
-COMMANDS = (*STATUS_COMMANDS, "rate", "snapshot")
+COMMANDS = (*STATUS_COMMANDS, "rate", "snapshot", "restore", "watch", "unwatch", "faults")
+# Commands that may take seconds (a restore waits for the workers to let go of the run):
+# the consumer runs them off the thread every other page's database work shares.
+SLOW_COMMANDS = frozenset({"restore"})
 MAX_TEXT = 4096  # bytes: no command is longer
+MAX_CONDITION = 200  # characters, as the watchpoint's column holds
 
 
 class CommandError(ValueError):
@@ -32,8 +50,7 @@ class CommandError(ValueError):
 class Command:
     name: str
     id: Any = None
-    rate: float | None = None
-    process: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 def parse(text: str | None) -> Command:
@@ -53,17 +70,97 @@ def parse(text: str | None) -> Command:
     name = data.get("command")
     if name not in COMMANDS:
         raise CommandError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
-    if name == "rate":
-        rate = data.get("rate")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
-            raise CommandError("the rate must be a number of steps per second per process")
-        return Command(name, ident, rate=float(rate))
-    if name == "snapshot":
-        process = data.get("process")
-        if process is not None and (not isinstance(process, str) or not process):
-            raise CommandError("'process' must name the process that starts the snapshot")
-        return Command(name, ident, process=process)
-    return Command(name, ident)
+    parser = _PARSERS.get(name)
+    return Command(name, ident, parser(data) if parser else {})
+
+
+# --- the shape of each command's arguments (their values are the services' to judge) ------------
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value > 0
+
+
+def _name(data: dict[str, Any], key: str, what: str) -> str | None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise CommandError(f"'{key}' must name {what}")
+    return value
+
+
+def _rate(data: dict[str, Any]) -> dict[str, Any]:
+    rate = data.get("rate")
+    if not _number(rate):
+        raise CommandError("the rate must be a number of steps per second per process")
+    return {"rate": float(rate)}
+
+
+def _snapshot(data: dict[str, Any]) -> dict[str, Any]:
+    process = _name(data, "process", "the process that starts the snapshot")
+    algorithm = _name(data, "algorithm", "an algorithm: chandy-lamport or lai-yang")
+    return {"process": process, "algorithm": algorithm or "chandy-lamport"}
+
+
+def _restore(data: dict[str, Any]) -> dict[str, Any]:
+    snapshot = data.get("snapshot")
+    if not _whole(snapshot):
+        raise CommandError("'snapshot' must be the id of the snapshot to restore the run from")
+    return {"snapshot": snapshot}
+
+
+def _watch(data: dict[str, Any]) -> dict[str, Any]:
+    condition = data.get("condition")
+    if not isinstance(condition, str) or not condition.strip():
+        raise CommandError("give the watchpoint a condition, e.g. balance < 10")
+    if len(condition) > MAX_CONDITION:
+        raise CommandError(f"the condition is too long ({len(condition)} characters; at most {MAX_CONDITION})")
+    cooldown = data.get("cooldown_s", 5.0)
+    if not _number(cooldown):
+        raise CommandError("'cooldown_s' must be a number of seconds")
+    mode = data.get("mode", "once")
+    if not isinstance(mode, str):
+        raise CommandError("'mode' must be once or every")
+    return {
+        "condition": condition.strip(),
+        "process": _name(data, "process", "the process to watch (or be null: every process)"),
+        "mode": mode,
+        "cooldown_s": float(cooldown),
+        "algorithm": _name(data, "algorithm", "an algorithm: chandy-lamport or lai-yang") or "chandy-lamport",
+    }
+
+
+def _unwatch(data: dict[str, Any]) -> dict[str, Any]:
+    watchpoint = data.get("watchpoint")
+    if not _whole(watchpoint):
+        raise CommandError("'watchpoint' must be the id of the watchpoint to remove")
+    return {"watchpoint": watchpoint}
+
+
+def _faults(data: dict[str, Any]) -> dict[str, Any]:
+    channel = _name(data, "channel", 'a channel, e.g. "p1→p2"')
+    if channel is None:
+        raise CommandError("'channel' must name a channel, e.g. \"p1→p2\"")
+    faults = data.get("faults")
+    if not isinstance(faults, dict):
+        raise CommandError('\'faults\' must be an object such as {"delay_ms": 100, "reorder": true, "loss": 0.2}')
+    return {"channel": channel, "faults": faults}
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "rate": _rate,
+    "snapshot": _snapshot,
+    "restore": _restore,
+    "watch": _watch,
+    "unwatch": _unwatch,
+    "faults": _faults,
+}
+
+
+# --- carrying them out ---------------------------------------------------------------------
 
 
 def execute(command: Command, run_id: int, user: Any) -> dict[str, Any]:
@@ -72,17 +169,80 @@ def execute(command: Command, run_id: int, user: Any) -> dict[str, Any]:
         raise CommandError("you are not allowed to control runs (you need the “control run” permission)")
     try:
         run = services.get_run(run_id)
-        if command.name in STATUS_COMMANDS:
-            run = services.set_run_status(run, STATUS_COMMANDS[command.name])
-        elif command.name == "rate":
-            assert command.rate is not None
-            run = services.set_run_rate(run, command.rate)
-        else:
-            snapshot = services.start_snapshot(run, command.process, user=user)
-            return {**_reply(command, run), "snapshot": snapshot_summary(snapshot)}
+        extra = _EXECUTORS[command.name](run, command.args, user)
     except services.ServiceError as exc:
         raise CommandError(str(exc)) from None
-    return _reply(command, run)
+    run.refresh_from_db()
+    return {**_reply(command, run), **extra}
+
+
+def _set_status(status: str) -> Callable[[Run, dict[str, Any], Any], dict[str, Any]]:
+    def run_status(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+        services.set_run_status(run, status)
+        return {}
+
+    return run_status
+
+
+def _do_rate(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    services.set_run_rate(run, args["rate"])
+    return {}
+
+
+def _do_snapshot(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    snapshot = services.start_snapshot(run, args["process"], user=user, algorithm=args["algorithm"])
+    return {"snapshot": snapshot_summary(snapshot)}
+
+
+def _do_restore(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    from snapshots.recovery import restore_run
+
+    snapshot = Snapshot.objects.filter(pk=args["snapshot"], run=run).first()
+    if snapshot is None:
+        raise CommandError(f"run {run.pk} has no snapshot {args['snapshot']}")
+    return {"restore": restore_run(run, snapshot, user).to_dict()}
+
+
+def _do_watch(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    from snapshots.events import announce_watchpoints
+    from snapshots.watch import add_watchpoint
+
+    watchpoint = add_watchpoint(run, user=user, **args)
+    _tell_pages(announce_watchpoints, run)
+    return {"watchpoint": watchpoint.to_dict(), "watchpoints": watchpoints_of(run)}
+
+
+def _do_unwatch(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    from snapshots.events import announce_watchpoints
+    from snapshots.watch import get_watchpoint, remove_watchpoint
+
+    remove_watchpoint(get_watchpoint(run, args["watchpoint"]))
+    _tell_pages(announce_watchpoints, run)
+    return {"watchpoint": {"id": args["watchpoint"]}, "watchpoints": watchpoints_of(run)}
+
+
+def _tell_pages(announce: Callable[[int], None], run: Run) -> None:
+    """Tell the run's other pages; if that fails they still see it in their next state."""
+    try:
+        announce(run.pk)
+    except Exception:  # done is done: the command must not be reported as failed
+        log.warning("could not tell the pages of run %s", run.pk, exc_info=True)
+
+
+def _do_faults(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
+    faults = services.set_channel_faults(run, {args["channel"]: args["faults"]})
+    return {"channel": args["channel"], "faults": faults}
+
+
+_EXECUTORS: dict[str, Callable[[Run, dict[str, Any], Any], dict[str, Any]]] = {
+    **{name: _set_status(status) for name, status in STATUS_COMMANDS.items()},
+    "rate": _do_rate,
+    "snapshot": _do_snapshot,
+    "restore": _do_restore,
+    "watch": _do_watch,
+    "unwatch": _do_unwatch,
+    "faults": _do_faults,
+}
 
 
 def _reply(command: Command, run: Run) -> dict[str, Any]:
@@ -90,5 +250,5 @@ def _reply(command: Command, run: Run) -> dict[str, Any]:
         "type": "reply",
         "id": command.id,
         "command": command.name,
-        "run_settings": {"status": run.status, "rate": run.rate},
+        "run_settings": {"status": run.status, "rate": run.rate, "epoch": run.epoch, "faults": run.faults},
     }

@@ -8,6 +8,8 @@ consumer itself is therefore not a channel-layer member: it only answers the pag
 
 Commands (``snapshots/commands.py``) are checked against the user's permission and
 validated before the services see them; a refusal is an ``error`` frame with the reason.
+Database work of every page shares one thread; a command that may take seconds (a
+restore) runs on a thread of its own, so the other pages are not kept waiting meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from snapshots import commands, fanout
@@ -71,7 +73,8 @@ class RunConsumer(AsyncWebsocketConsumer):
         command: commands.Command | None = None
         try:
             command = commands.parse(text_data)
-            reply = await database_sync_to_async(commands.execute)(command, self.run_id, self.scope.get("user"))
+            execute = DatabaseSyncToAsync(commands.execute, thread_sensitive=command.name not in commands.SLOW_COMMANDS)
+            reply = await execute(command, self.run_id, self.scope.get("user"))
         except commands.CommandError as exc:
             await self._send_error(command, str(exc))
             return

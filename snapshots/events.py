@@ -26,9 +26,20 @@ the gap and reload, which is the stream's answer to every loss.
 
 Two things do not come from steps. A snapshot is finished by whichever recorder stores
 its last record (``services.store_records``), which announces it on Redis; the publisher
-listens and adds a ``finished`` event carrying the snapshot's history row. A run's status
-and rate are changed by the services in the run's meta in the store; the publisher reads
-the meta of the runs it publishes for every :data:`META_INTERVAL` seconds.
+listens and adds a ``finished`` event carrying the snapshot's history row. A run's status,
+rate, channel faults and epoch are changed by the services in the run's meta in the
+store; the publisher reads the meta of the runs it publishes for every
+:data:`META_INTERVAL` seconds.
+
+A restore (``snapshots/recovery.py``) puts every process of a run in a new state at once
+and starts a new **epoch**. Each delta says the epoch of the processes it was built from,
+and a process of a new epoch is published whole, never as a difference from its old
+self. The server that restored the run also tells every page at once
+(:func:`announce_restore`: a ``restore`` frame, outside the sources' numbering), and each
+page starts over from ``state.json``; a page that missed that frame learns the new epoch
+from the next delta or heartbeat and does the same. Changes of a run's watchpoints are
+announced the same way (:func:`announce_watchpoints`): the frame holds the whole list,
+so a lost one is mended by the next.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from cluster.process import Process, Step
@@ -62,7 +74,9 @@ MAX_BACKLOG = 2000  # frames waiting for the sender before the oldest are droppe
 
 # The step events a page animates; the others (a message recorded, recording started)
 # show as counts in the process view instead, so they cost nothing per message.
-SNAPSHOT_EVENTS = frozenset({"initiate", "record", "marker_send", "marker_receive", "channel_closed", "local_done"})
+SNAPSHOT_EVENTS = frozenset(
+    {"initiate", "record", "marker_send", "marker_receive", "channel_closed", "local_done", "watchpoint"}
+)
 
 Frame = dict[str, Any]
 
@@ -85,6 +99,8 @@ class Coalescer:
         self.source = source
         self.pending: dict[int, _Pending] = {}
         self.published: dict[int, dict[str, dict[str, Any]]] = {}
+        # The epoch each process was last published in: a restored process is sent whole.
+        self.epochs: dict[int, dict[str, int]] = {}
         self.seq: dict[int, int] = {}
         self.last_frame: dict[int, float] = {}
 
@@ -125,6 +141,7 @@ class Coalescer:
         """Drop what is kept to diff a run's processes (it stopped). Its seq stays:
         a frame for it later must not reuse a number a page has seen."""
         self.published.pop(run_id, None)
+        self.epochs.pop(run_id, None)
 
     def frames(self, now: float, interval: float) -> list[tuple[int, int, Frame]]:
         """The frames due now, as (run, seq, frame); each run's pending notes are used up."""
@@ -137,6 +154,8 @@ class Coalescer:
             body = self._body(run_id, pending)
             if not body:
                 continue
+            if pending.processes:
+                body["epoch"] = max(proc.epoch for proc in pending.processes.values())
             seq = self.seq[run_id] = self.seq.get(run_id, 0) + 1
             self.last_frame[run_id] = now
             frame: Frame = {
@@ -153,11 +172,14 @@ class Coalescer:
 
     def _body(self, run_id: int, pending: _Pending) -> dict[str, Any]:
         published = self.published.setdefault(run_id, {})
+        epochs = self.epochs.setdefault(run_id, {})
         processes: dict[str, Any] = {}
         for name, proc in pending.processes.items():
             view = view_of_process(proc)
-            delta = diff_views(published.get(name), view)
+            before = published.get(name) if epochs.get(name) == proc.epoch else None
+            delta = diff_views(before, view)
             published[name] = view
+            epochs[name] = proc.epoch
             if delta:
                 processes[name] = delta
         body: dict[str, Any] = {}
@@ -180,7 +202,12 @@ def _snapshot_event(event: dict[str, Any], records: list[dict[str, Any]]) -> dic
         out["peer"] = event["peer"]
     if "seq" in event:
         out["seq"] = event["seq"]
-    if kind == "record":
+    if kind == "initiate":
+        out["algorithm"] = event.get("algorithm", "chandy-lamport")
+    elif kind == "watchpoint":
+        out["watchpoint"] = event["watchpoint"]
+        out["detail"] = event["detail"]
+    elif kind == "record":
         for r in records:
             if r["kind"] == "process" and r["snapshot"] == snapshot:
                 out["state"] = r["state"]
@@ -328,7 +355,7 @@ class Publisher:
         self._announcements: Any = None
         self._unannounced: set[int] = set()
         self._next_meta = 0.0
-        self._run_settings: dict[int, tuple[str, float]] = {}
+        self._run_settings: dict[int, dict[str, Any]] = {}
         self._stopped: set[int] = set()
 
     # -- the StepListener protocol (cluster/runtime.py) ---------------------------------
@@ -377,7 +404,7 @@ class Publisher:
 
         try:
             close_old_connections()
-            finished = list(Snapshot.objects.filter(pk__in=self._unannounced))
+            finished = list(Snapshot.objects.filter(pk__in=self._unannounced).select_related("watchpoint"))
         except Exception:
             log.exception("reading finished snapshots failed; retrying on the next flush")
             return
@@ -401,12 +428,55 @@ class Publisher:
         for run_id, raw in zip(runs, metas, strict=True):
             if raw is None:
                 continue
-            meta = json.loads(raw)
-            settings = (meta["status"], float(meta["rate"]))
+            settings = run_settings(json.loads(raw))
             if self._run_settings.get(run_id) == settings:
                 continue
             self._run_settings[run_id] = settings
-            self.coalescer.set_run(run_id, {"status": settings[0], "rate": settings[1]}, now)
-            if settings[0] == "stopped":
+            self.coalescer.set_run(run_id, settings, now)
+            if settings["status"] == "stopped":
                 self._stopped.add(run_id)
                 self.coalescer.forget(run_id)
+
+
+def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a page shows of a run's meta: status (``restoring`` for a moment during a
+    restore), rate, epoch and the channel faults in force."""
+    return {
+        "status": meta["status"],
+        "rate": float(meta["rate"]),
+        "epoch": int(meta.get("epoch", 0)),
+        "faults": meta.get("faults", {}),
+    }
+
+
+# --- announcements from the server -----------------------------------------------------------
+
+
+def _announce(run_id: int, frame: dict[str, Any]) -> None:
+    """Send a frame to every page of a run now, outside the sources' numbering.
+
+    Called from synchronous code (a command's thread, the CLI, the API); the frame is a
+    hint like every other, which the page can also learn from the state it reloads.
+    """
+    text = json.dumps(frame, separators=(",", ":"))
+    async_to_sync(get_channel_layer().group_send)(group_name(run_id), {"type": "run.frame", "text": text})
+
+
+def announce_restore(run_id: int) -> None:
+    """Tell every dashboard of a run that it was restored: each starts over from
+    ``state.json``, and shows the restore (``snapshots/recovery.py`` calls this)."""
+    from snapshots.models import Restore
+
+    restore = Restore.objects.filter(run_id=run_id).order_by("-id").first()
+    if restore is None:
+        return
+    _announce(run_id, {"type": "restore", "run": run_id, "restore": restore.to_dict()})
+
+
+def announce_watchpoints(run_id: int) -> None:
+    """Give every dashboard of a run its watchpoints as they are now (after an add or remove)."""
+    from snapshots.models import Run
+    from snapshots.stream import watchpoints_of
+
+    run = Run.objects.get(pk=run_id)
+    _announce(run_id, {"type": "watchpoints", "run": run_id, "watchpoints": watchpoints_of(run)})

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from snapshots.stream import group_name, read_cursors
+from snapshots.stream import fault_counts, group_name, read_cursors
 
 log = logging.getLogger("cutline.fanout")
 
@@ -61,12 +61,16 @@ class Watcher:
 
 
 def _heartbeat(run_id: int) -> dict[str, Any]:
+    """The cursors (so a page finds a lost last frame), the run's settings (its epoch
+    tells a page it missed a restore) and the lossy channels' counts."""
+    from snapshots.events import run_settings
     from snapshots.services import store
 
     beat: dict[str, Any] = {"type": "heartbeat", "t": round(time.time(), 4), "cursors": read_cursors(run_id)}
     meta = store().run_meta(run_id)
     if meta:
-        beat["run_settings"] = {"status": meta["status"], "rate": meta["rate"]}
+        beat["run_settings"] = run_settings(meta)
+    beat["fault_counts"] = fault_counts(run_id)
     return beat
 
 

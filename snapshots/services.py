@@ -241,6 +241,7 @@ def set_channel_faults(run: Run, changes: dict[str, Any]) -> dict[str, dict[str,
             normalised = topo.validate_faults(settings_)
         except ValueError as exc:
             raise ServiceError(f"{channel}: {exc}") from None
+        normalised = topo.changed_faults(normalised)
         if normalised:
             faults[channel] = normalised
         else:

@@ -25,6 +25,11 @@ truth. That is what the stream sequence numbers are for.
 * A frame's fields are absolute values (a balance, the last seq sent on a channel),
   never increments, so applying one twice, or after a state that already holds it,
   changes nothing.
+* A restore (``snapshots/recovery.py``) puts the whole run in another state at once and
+  starts a new **epoch**. Deltas say their epoch, the run's settings and the state say
+  the run's: a page that sees a newer epoch than its own starts over from the state
+  (it is also told at once by a ``restore`` frame, ``snapshots/events.py``), and a delta
+  of an older epoch changes nothing but its source's cursor.
 
 Names are the product's words: process, channel (``"p1→p2"``), run, snapshot, marker,
 record, verdict.
@@ -32,6 +37,7 @@ record, verdict.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +45,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from cluster.process import Process as LiveProcess
+from cluster.store import channel_key
 from cluster.workloads import get_workload
 from snapshots.models import ChannelRecord, ProcessRecord, Run, Snapshot
 
@@ -49,8 +56,11 @@ CURSOR_TTL = 24 * 3600  # seconds: the cursors of a run nobody publishes for go 
 # Seconds between heartbeats on a socket; the page calls it dead after three missed.
 HEARTBEAT_INTERVAL = 5.0
 
+# Messages per channel that a page's starting state lists (from the channel's log, oldest first).
+IN_FLIGHT_SHOWN = 20
+
 # A process view's fields that a delta merges key by key, and those it replaces whole.
-MERGED_FIELDS = ("state", "sent", "applied", "clock", "counters", "fifo")
+MERGED_FIELDS = ("state", "sent", "applied", "above", "clock", "counters", "fifo")
 REPLACED_FIELDS = ("recording",)
 
 
@@ -93,6 +103,7 @@ EMPTY_VIEW: ProcessView = {
     "state": {},
     "sent": {},
     "applied": {},
+    "above": {},
     "clock": {},
     "counters": {"messages_sent": 0, "messages_applied": 0, "markers_sent": 0, "markers_received": 0},
     "fifo": {},
@@ -101,11 +112,17 @@ EMPTY_VIEW: ProcessView = {
 
 
 def view_of_process(proc: LiveProcess) -> ProcessView:
-    """What the page shows of a live process (its workload state, seqs, clock, counters)."""
+    """What the page shows of a live process (its workload state, seqs, clock, counters).
+
+    ``applied`` is the contiguous prefix of each incoming channel; ``above`` the seqs a
+    non-FIFO channel has applied beyond it (every source is listed, so an emptied list
+    is sent as such): a message is in flight when it is in neither.
+    """
     return {
         "state": dict(proc.state),
         "sent": dict(proc.sent),
         "applied": dict(proc.applied),
+        "above": {src: sorted(proc.applied_above.get(src, ())) for src in proc.incoming},
         "clock": dict(proc.clock),
         "counters": dict(proc.counters),
         "fifo": proc.channel_counters(),
@@ -122,6 +139,7 @@ def view_of_stored(data: dict[str, Any]) -> ProcessView:
         "state": dict(data["state"]),
         "sent": dict(data["sent"]),
         "applied": dict(data["applied"]),
+        "above": {src: sorted(data.get("applied_above", {}).get(src, ())) for src in data["incoming"]},
         "clock": dict(data["clock"]),
         "counters": dict(data["counters"]),
         "fifo": {
@@ -164,6 +182,8 @@ def snapshot_summary(snapshot: Snapshot) -> dict[str, Any]:
         "id": snapshot.pk,
         "run": snapshot.run_id,
         "initiator": snapshot.initiator,
+        "algorithm": snapshot.algorithm,
+        "epoch": snapshot.epoch,
         "status": snapshot.status,
         "reason": snapshot.reason,
         "started_at": _iso(snapshot.started_at),
@@ -177,7 +197,21 @@ def snapshot_summary(snapshot: Snapshot) -> dict[str, Any]:
         },
         "verdict": snapshot.verdict,
         "verdict_text": verdict_text(snapshot),
+        "properties": snapshot.properties,
+        "watchpoint": watchpoint_of(snapshot),
+        "trigger": snapshot.trigger or None,
     }
+
+
+def watchpoint_of(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The watchpoint that triggered a snapshot, as its history row names it (None: a
+    person took it). A watchpoint removed since is still named by its trigger text."""
+    if snapshot.watchpoint_id is None:
+        return None
+    watchpoint = snapshot.watchpoint
+    if watchpoint is None:
+        return None
+    return {"id": watchpoint.pk, "process": watchpoint.process or None, "condition": watchpoint.condition}
 
 
 def verdict_text(snapshot: Snapshot) -> str:
@@ -189,11 +223,16 @@ def verdict_text(snapshot: Snapshot) -> str:
         return f"failed · {snapshot.reason or 'no reason given'}"
     n = len(verdict["problems"])
     recorded, expected = verdict["recorded_total"], verdict["expected_total"]
+    if recorded is None:
+        # The workload conserves nothing (diffusion): there is no total to check.
+        conservation = "nothing conserved to check"
+    elif recorded == expected:
+        conservation = f"{recorded} of {expected} conserved"
+    else:
+        conservation = f"{recorded} of {expected} ({recorded - expected:+d}): not conserved"
     words = [
         "consistent" if verdict["consistent"] else "inconsistent",
-        f"{recorded} of {expected} conserved"
-        if recorded == expected
-        else f"{recorded} of {expected} ({recorded - expected:+d}): not conserved",
+        conservation,
         f"{n} problem" if n == 1 else f"{n} problems",
     ]
     if snapshot.status == Snapshot.Status.FAILED:
@@ -255,6 +294,11 @@ def live_progress(snapshot: Snapshot, run: Run, processes: dict[str, dict[str, A
     }
 
 
+def watchpoints_of(run: Run) -> list[dict[str, Any]]:
+    """Every watchpoint of the run, fired-once ones too (they show their hits)."""
+    return [w.to_dict() for w in run.watchpoints.order_by("id")]
+
+
 # --- the state a page starts from ------------------------------------------------------------
 
 
@@ -266,6 +310,8 @@ def read_cursors(run_id: int) -> dict[str, int]:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
+    from snapshots.conditions import known_names
+
     wl = get_workload(run.workload)
     return {
         "id": run.pk,
@@ -273,11 +319,48 @@ def run_summary(run: Run) -> dict[str, Any]:
         "workload": run.workload,
         "unit": wl.unit,
         "payload_unit": wl.payload_unit,
+        "value_key": wl.value_key,
         "status": run.status,
         "rate": run.rate,
+        "epoch": run.epoch,
+        "faults": run.faults,
         "expected_total": run.expected_total,
         "created_at": _iso(run.created_at),
+        # What a watchpoint's condition may name here (the panel's hint).
+        "known_names": known_names(run.workload),
     }
+
+
+def read_in_flight(run: Run, stored: dict[str, dict[str, Any]]) -> dict[str, list[list[Any]]]:
+    """The oldest messages in each channel (sent, not yet applied by the receiver as
+    ``stored`` has it), from the channel's log, by channel.
+
+    After a restore these are the recorded messages, delivered again: the page shows
+    them back in their channels from its first state on.
+    """
+    from snapshots.services import store
+
+    pairs = [(src, dst) for src, dst in run.channel_pairs if dst in stored]
+    pipe = store().redis.pipeline(transaction=False)
+    for src, dst in pairs:
+        # The log keeps applied frames a while (they are trimmed lazily): skip those.
+        applied = stored[dst]["applied"].get(src, 0)
+        pipe.zrangebyscore(channel_key(run.pk, src, dst), f"({applied}", "+inf", start=0, num=IN_FLIGHT_SHOWN * 2)
+    out: dict[str, list[list[Any]]] = {}
+    for (src, dst), raws in zip(pairs, pipe.execute(), strict=True):
+        above = set(stored[dst].get("applied_above", {}).get(src, ()))
+        frames = [json.loads(raw)["frame"] for raw in raws]
+        messages = [[f["seq"], f["payload"]] for f in frames if f.get("kind") == "message" and f["seq"] not in above]
+        if messages:
+            out[channel_id(src, dst)] = messages[:IN_FLIGHT_SHOWN]
+    return out
+
+
+def fault_counts(run_id: int) -> dict[str, dict[str, int]]:
+    """Per lossy channel: frames retransmitted, and transmissions the channel lost."""
+    from snapshots.services import store
+
+    return {"retransmissions": store().retries(run_id), "lost": store().lost(run_id)}
 
 
 def run_state(run: Run, user: Any = None) -> dict[str, Any]:
@@ -285,13 +368,14 @@ def run_state(run: Run, user: Any = None) -> dict[str, Any]:
 
     The cursors are read first: see the theory of operation above.
     """
-    from snapshots.services import store
+    from snapshots.recovery import restores_of
+    from snapshots.services import first_holding, store
 
     cursors = read_cursors(run.pk)
     run.refresh_from_db()
     stored = store().load_processes(run.pk, run.process_names)
     snapshots = run.snapshots.all()
-    recent = list(snapshots.order_by("-id")[:HISTORY])
+    recent = list(snapshots.select_related("watchpoint").order_by("-id")[:HISTORY])
     return {
         "type": "state",
         "run": run_summary(run),
@@ -303,8 +387,13 @@ def run_state(run: Run, user: Any = None) -> dict[str, Any]:
         # ran): the page then shows the topology and the snapshots, and says why.
         "live_state": len(stored) == len(run.process_names),
         "channels": [channel_id(src, dst) for src, dst in run.channel_pairs],
+        "in_flight": read_in_flight(run, stored),
+        "fault_counts": fault_counts(run.pk),
         "snapshots": [snapshot_summary(s) for s in recent],
         "history": history_summary(snapshots),
+        "restores": restores_of(run),
+        "first_holding": first_holding(run),
+        "watchpoints": watchpoints_of(run),
         "live": {str(s.pk): live_progress(s, run, stored) for s in recent if s.status == Snapshot.Status.RUNNING},
         "cursors": cursors,
         "permissions": {"control": can_control(user)},

@@ -1,14 +1,18 @@
-"""The pages: runs, a run's live dashboard, a snapshot; and the JSON the dashboard reloads.
+"""The pages: runs, a run's live dashboard, a snapshot, two snapshots compared; and the
+JSON the dashboard reloads.
 
 Reading needs a signed-in user unless ``CUTLINE["PUBLIC_READ"]`` is on; changing
 anything needs the ``snapshots.control_run`` permission and goes through the services.
-The JSON views here serve the dashboard only (the REST API is ``/api/``): the state a
-page reloads when it finds a gap in its stream, the event log for the space-time
-diagram, and a snapshot's export.
+The dashboard changes things over its socket (``snapshots/commands.py``); the snapshot
+page has one form of its own, to restore the run from that snapshot. The JSON views here
+serve the dashboard only (the REST API is ``/api/``): the state a page reloads when it
+finds a gap in its stream, the event log for the space-time diagram, and a snapshot's
+export.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +27,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cluster.workloads import WORKLOADS
 from snapshots import services
-from snapshots.models import Run, Snapshot, Topology
-from snapshots.stream import NO_ROLE, can_control, can_view, channel_id, run_state, snapshot_summary, verdict_text
+from snapshots.models import ALGORITHMS, Run, Snapshot, Topology
+from snapshots.stream import (
+    NO_ROLE,
+    can_control,
+    can_view,
+    channel_id,
+    run_state,
+    snapshot_summary,
+    verdict_text,
+)
 
 EVENTS_DEFAULT = 1500  # events the space-time diagram draws by default
 EVENTS_MAX = 5000
@@ -111,20 +123,22 @@ def run_dashboard(request: HttpRequest, run_id: int) -> HttpResponse:
         "events": reverse("run_events", args=[run.pk]),
         "export": reverse("snapshot_export", args=[0]),
         "detail": reverse("snapshot", args=[0]),
+        "compare": reverse("compare", args=[run.pk]),
     }
     return render(
         request,
         "snapshots/dashboard.html",
-        {"run": run, "config": config, "can_control": can_control(request.user)},
+        {"run": run, "config": config, "can_control": can_control(request.user), "algorithms": ALGORITHMS},
     )
 
 
 @require_GET
 @viewer_required
 def snapshot_detail(request: HttpRequest, snapshot_id: int) -> HttpResponse:
-    snapshot = get_object_or_404(Snapshot.objects.select_related("run__topology"), pk=snapshot_id)
+    snapshot = get_object_or_404(Snapshot.objects.select_related("run__topology", "watchpoint"), pk=snapshot_id)
     export = snapshot.to_dict()
     channels = [{**c, "channel": channel_id(c["src"], c["dst"])} for c in export["channels"]]
+    run = snapshot.run
     return render(
         request,
         "snapshots/snapshot.html",
@@ -134,8 +148,130 @@ def snapshot_detail(request: HttpRequest, snapshot_id: int) -> HttpResponse:
             "verdict_text": verdict_text(snapshot),
             "processes": export["processes"],
             "channels": channels,
+            "properties": property_rows(snapshot.properties, services.first_holding(run), snapshot.pk),
+            "restores": snapshot.restores.order_by("id"),
+            "sound": services.is_sound(snapshot),
+            "can_restore": can_control(request.user)
+            and services.is_sound(snapshot)
+            and run.status != Run.Status.STOPPED,
+            "compare_url": f"{reverse('compare', args=[run.pk])}?a={snapshot.pk}",
         },
     )
+
+
+# Stable properties in the order every page shows them, with what "holds" means for each.
+PROPERTIES = {
+    "conservation": "the conserved quantity adds up",
+    "termination": "every process is passive and no message is in a channel",
+    "deadlock": "a cycle of processes each waiting for the next",
+}
+
+
+def property_rows(properties: dict[str, Any] | None, first: dict[str, int], snapshot_id: int) -> list[dict[str, Any]]:
+    """A snapshot's detector results as the page lists them: holds yes / no / n.a."""
+    rows = []
+    for name, meaning in PROPERTIES.items():
+        result = (properties or {}).get(name)
+        if result is None:
+            continue
+        holds = result.get("holds")
+        rows.append(
+            {
+                "name": name,
+                "meaning": meaning,
+                "holds": "yes" if holds is True else "no" if holds is False else "n.a.",
+                "detail": result.get("detail", ""),
+                "cycle": result.get("cycle") or [],
+                "first": first.get(name) == snapshot_id,
+            }
+        )
+    return rows
+
+
+@require_POST
+def restore_from_snapshot(request: HttpRequest, snapshot_id: int) -> HttpResponse:
+    """The snapshot page's Restore button: the run goes back to what this snapshot recorded."""
+    from snapshots.recovery import restore_run
+
+    snapshot = get_object_or_404(Snapshot.objects.select_related("run"), pk=snapshot_id)
+    if not can_control(request.user):
+        messages.error(request, "You are not allowed to restore runs (you need the “control run” permission).")
+        return redirect("snapshot", snapshot_id=snapshot.pk)
+    try:
+        restore = restore_run(snapshot.run, snapshot, request.user)
+    except services.ServiceError as exc:
+        messages.error(request, f"Could not restore the run: {exc}.")
+        return redirect("snapshot", snapshot_id=snapshot.pk)
+    messages.success(request, restore_words(restore.to_dict()))
+    return redirect("run", run_id=snapshot.run_id)
+
+
+def restore_words(restore: dict[str, Any]) -> str:
+    """A restore in one sentence, as the dashboard says it too (``panels.js``)."""
+    k = restore["replayed_messages"]
+    messages_ = (
+        "1 recorded message re-entered its channel" if k == 1 else f"{k} recorded messages re-entered their channels"
+    )
+    return (
+        f"Run {restore['run']} restored from snapshot #{restore['snapshot']} (epoch {restore['epoch']}): {messages_}."
+    )
+
+
+@require_GET
+@viewer_required
+def compare_snapshots(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Two complete snapshots of a run side by side (``?a=ID&b=ID``); without both, the picker."""
+    run = get_object_or_404(Run.objects.select_related("topology"), pk=run_id)
+    complete = list(run.snapshots.filter(status=Snapshot.Status.COMPLETE).order_by("-id")[:500])
+    context: dict[str, Any] = {"run": run, "complete": complete, "a": None, "b": None, "result": None, "error": None}
+    picked = {key: request.GET.get(key, "").strip() for key in ("a", "b")}
+    if picked["a"] and picked["b"]:
+        try:
+            a, b = (_snapshot_of(run, picked[key], key) for key in ("a", "b"))
+            context.update(a=a, b=b, result=_readable(services.compare_snapshots(a, b)))
+        except services.ServiceError as exc:
+            context["error"] = str(exc)
+    context["picked"] = picked
+    status = 400 if context["error"] else 200
+    return render(request, "snapshots/compare.html", context, status=status)
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    payload = message.get("payload")
+    if isinstance(payload, dict):
+        words = ", ".join(f"{k} {_value_text(v)}" for k, v in payload.items())
+    else:
+        words = _value_text(payload)
+    return f"{message['seq']}: {words}"
+
+
+def _readable(result: dict[str, Any]) -> dict[str, Any]:
+    """The comparison with every value and message also as text, as the page shows it."""
+    for process in result["processes"]:
+        for change in process["changes"]:
+            change["a_text"] = "—" if change.get("missing") == "a" else _value_text(change["a"])
+            change["b_text"] = "—" if change.get("missing") == "b" else _value_text(change["b"])
+    for channel in result["channels"]:
+        for key in ("only_a", "only_b", "both"):
+            channel[f"{key}_text"] = [_message_text(m) for m in channel[key]]
+    return result
+
+
+def _snapshot_of(run: Run, text: str, which: str) -> Snapshot:
+    try:
+        snapshot_id = int(text)
+    except ValueError:
+        raise services.ServiceError(f"snapshot {which} must be a snapshot id, not {text!r}") from None
+    snapshot = Snapshot.objects.filter(pk=snapshot_id).select_related("watchpoint").first()
+    if snapshot is None:
+        raise services.ServiceError(f"there is no snapshot {snapshot_id}")
+    if snapshot.run_id != run.pk:
+        raise services.ServiceError(f"snapshot {snapshot_id} is of run {snapshot.run_id}, not of run {run.pk}")
+    return snapshot
 
 
 # --- JSON for the dashboard ------------------------------------------------------------------

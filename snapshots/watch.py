@@ -14,6 +14,7 @@ the store lets only one hit per cool-down through.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -104,6 +105,15 @@ def publish_watchpoints(run: Run) -> None:
         for w in run.watchpoints.filter(enabled=True).order_by("id")
     ]
     services.store().update_run(run.pk, watchpoints=specs)
+    _announce(run)
+
+
+def _announce(run: Run) -> None:
+    """Every open dashboard of the run lists its watchpoints afresh."""
+    from snapshots.events import announce_watchpoints
+
+    with contextlib.suppress(Exception):  # a hint: a dashboard reloads its list on reconnect
+        announce_watchpoints(run.pk)
 
 
 def watchpoint_hit(run_id: int, watchpoint_id: int, process: str, detail: str) -> int | None:

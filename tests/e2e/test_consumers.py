@@ -24,9 +24,9 @@ from django.test import Client
 
 from cluster.process import Process
 from cluster.store import StepCommit
-from snapshots import consumers, services
+from snapshots import consumers, events, recovery, services, watch
 from snapshots.events import Publisher
-from snapshots.models import Run, Snapshot
+from snapshots.models import Restore, Run, Snapshot, Watchpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -267,7 +267,18 @@ def test_an_unknown_run_is_refused(viewer: bytes) -> None:
 def snapshot_of_the_run(run: Run) -> tuple[Any, ...]:
     run.refresh_from_db()
     meta = services.store().run_meta(run.pk)
-    return run.status, run.rate, meta["status"], meta["rate"], Snapshot.objects.filter(run=run).count()
+    return (
+        run.status,
+        run.rate,
+        meta["status"],
+        meta["rate"],
+        Snapshot.objects.filter(run=run).count(),
+        run.faults,
+        meta["faults"],
+        list(Watchpoint.objects.filter(run=run).values_list("id", flat=True)),
+        meta["watchpoints"],
+        Restore.objects.filter(run=run).count(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,6 +293,25 @@ def snapshot_of_the_run(run: Run) -> tuple[Any, ...]:
         ('{"command": "snapshot", "process": "p9"}', "has no process 'p9'"),
         ('{"command": "snapshot", "process": 7}', "must name the process"),
         ('{"command": "pause", "id": {"a": 1}}', "'id' must be"),
+        ('{"command": "snapshot", "algorithm": 7}', "'algorithm' must name an algorithm"),
+        ('{"command": "snapshot", "algorithm": "paxos"}', "unknown algorithm 'paxos'"),
+        ('{"command": "restore"}', "'snapshot' must be the id"),
+        ('{"command": "restore", "snapshot": true}', "'snapshot' must be the id"),
+        ('{"command": "restore", "snapshot": 999999}', "has no snapshot 999999"),
+        ('{"command": "watch"}', "give the watchpoint a condition"),
+        ('{"command": "watch", "condition": "   "}', "give the watchpoint a condition"),
+        ('{"command": "watch", "condition": "' + "x" * 201 + '"}', "too long (201 characters"),
+        ('{"command": "watch", "condition": "balance <", "process": "p1"}', "col "),
+        ('{"command": "watch", "condition": "balance < 1", "process": 3}', "'process' must name"),
+        ('{"command": "watch", "condition": "balance < 1", "process": "p9"}', "has no process 'p9'"),
+        ('{"command": "watch", "condition": "balance < 1", "mode": "twice"}', "unknown mode 'twice'"),
+        ('{"command": "watch", "condition": "balance < 1", "cooldown_s": "soon"}', "must be a number of seconds"),
+        ('{"command": "unwatch", "watchpoint": "3"}', "'watchpoint' must be the id"),
+        ('{"command": "unwatch", "watchpoint": 999999}', "has no watchpoint 999999"),
+        ('{"command": "faults", "faults": {}}', "'channel' must name a channel"),
+        ('{"command": "faults", "channel": "p1→p2", "faults": [1]}', "'faults' must be an object"),
+        ('{"command": "faults", "channel": "p1→p9", "faults": {}}', "has no channel 'p1→p9'"),
+        ('{"command": "faults", "channel": "p1→p2", "faults": {"loss": 2}}', "loss"),
     ],
 )
 def test_a_malformed_command_gets_an_error_and_changes_nothing(
@@ -304,13 +334,23 @@ def test_a_malformed_command_gets_an_error_and_changes_nothing(
 
 
 def test_an_unauthorised_command_gets_an_error_and_changes_nothing(run: Run, viewer: bytes) -> None:
+    sound = complete_snapshot(run)
+    watchpoint = watch.add_watchpoint(run, "balance < 10")
     before = snapshot_of_the_run(run)
 
     async def scenario() -> None:
         ws = socket(run.pk, viewer)
         assert (await ws.connect(timeout=TIMEOUT))[0]
         await receive(ws)
-        for command in ({"command": "stop", "id": 5}, {"command": "snapshot", "process": "p1", "id": 6}):
+        refused = (
+            {"command": "stop", "id": 5},
+            {"command": "snapshot", "process": "p1", "id": 6},
+            {"command": "restore", "snapshot": sound.pk, "id": 7},
+            {"command": "watch", "condition": "balance < 10", "id": 8},
+            {"command": "unwatch", "watchpoint": watchpoint.pk, "id": 9},
+            {"command": "faults", "channel": "p1→p2", "faults": {"reorder": True}, "id": 10},
+        )
+        for command in refused:
             await ws.send_to(text_data=json.dumps(command))
             error = await receive(ws)
             assert error["type"] == "error" and error["id"] == command["id"]
@@ -332,17 +372,18 @@ def test_an_operator_pauses_sets_the_rate_and_takes_a_snapshot(run: Run, operato
             "type": "reply",
             "id": 1,
             "command": "pause",
-            "run_settings": {"status": "paused", "rate": 1.0},
+            "run_settings": {"status": "paused", "rate": 1.0, "epoch": 0, "faults": {}},
         }
         await ws.send_to(text_data=json.dumps({"command": "rate", "rate": 12.5, "id": 2}))
-        assert (await receive(ws))["run_settings"] == {"status": "paused", "rate": 12.5}
+        assert (await receive(ws))["run_settings"] == {"status": "paused", "rate": 12.5, "epoch": 0, "faults": {}}
         await ws.send_to(text_data=json.dumps({"command": "snapshot", "process": "p2", "id": 3}))
         reply = await receive(ws)
         assert reply["snapshot"]["initiator"] == "p2" and reply["snapshot"]["status"] == "running"
+        assert reply["snapshot"]["algorithm"] == "chandy-lamport"
         await ws.disconnect()
 
     run_async(scenario)
-    assert snapshot_of_the_run(run) == ("paused", 12.5, "paused", 12.5, 1)
+    assert snapshot_of_the_run(run)[:5] == ("paused", 12.5, "paused", 12.5, 1)
 
 
 def test_the_heartbeat_carries_the_cursors_and_the_run_settings(
@@ -358,7 +399,155 @@ def test_the_heartbeat_carries_the_cursors_and_the_run_settings(
         beat = await receive(ws)
         assert beat["type"] == "heartbeat"
         assert beat["cursors"] == {publisher.source: 1}
-        assert beat["run_settings"] == {"status": "running", "rate": 1.0}
+        assert beat["run_settings"] == {"status": "running", "rate": 1.0, "epoch": 0, "faults": {}}
+        assert beat["fault_counts"] == {"retransmissions": {}, "lost": {}}
         await ws.disconnect()
 
     run_async(scenario)
+
+
+# --- issue 5: watchpoints, faults, algorithms, restore -----------------------------------------
+
+
+def complete_snapshot(run: Run) -> Snapshot:
+    """A complete, sound snapshot row (its records do not matter to the socket)."""
+    verdict = {"consistent": True, "conserved": True, "expected_total": 300, "recorded_total": 300, "problems": []}
+    return Snapshot.objects.create(
+        run=run,
+        initiator="p1",
+        status=Snapshot.Status.COMPLETE,
+        processes_total=3,
+        channels_total=6,
+        processes_reported=3,
+        channels_reported=6,
+        verdict=verdict,
+    )
+
+
+def test_an_operator_adds_and_removes_a_watchpoint_and_every_page_is_told(
+    run: Run, operator: bytes, viewer: bytes
+) -> None:
+    async def scenario() -> None:
+        olga, vera = socket(run.pk, operator), socket(run.pk, viewer)
+        for ws in (olga, vera):
+            assert (await ws.connect(timeout=TIMEOUT))[0]
+            assert (await receive(ws))["watchpoints"] == []
+        add = {"command": "watch", "condition": "balance < 10", "process": "p2", "mode": "every", "cooldown_s": 2}
+        await olga.send_to(text_data=json.dumps({**add, "algorithm": "lai-yang", "id": 1}))
+        # The other page hears of it from the server; the operator's page from both.
+        told = await receive(vera)
+        assert told["type"] == "watchpoints"
+        [w] = told["watchpoints"]
+        assert (w["condition"], w["process"], w["mode"], w["cooldown_s"], w["algorithm"], w["hits"]) == (
+            "balance < 10",
+            "p2",
+            "every",
+            2.0,
+            "lai-yang",
+            0,
+        )
+        frames = [await receive(olga), await receive(olga)]
+        reply = next(f for f in frames if f["type"] == "reply")
+        assert reply["id"] == 1 and reply["watchpoint"]["id"] == w["id"] and reply["watchpoints"] == [w]
+        await olga.send_to(text_data=json.dumps({"command": "unwatch", "watchpoint": w["id"], "id": 2}))
+        assert (await receive(vera)) == {"type": "watchpoints", "run": run.pk, "watchpoints": []}
+        for ws in (olga, vera):
+            await ws.disconnect()
+
+    run_async(scenario)
+    assert services.store().run_meta(run.pk)["watchpoints"] == []
+
+
+def test_a_condition_with_a_mistake_is_refused_pointing_at_it(run: Run, operator: bytes) -> None:
+    async def scenario() -> None:
+        ws = socket(run.pk, operator)
+        assert (await ws.connect(timeout=TIMEOUT))[0]
+        await receive(ws)
+        await ws.send_to(text_data=json.dumps({"command": "watch", "condition": "balance <> 3", "id": 4}))
+        error = await receive(ws)
+        assert (error["type"], error["id"], error["command"]) == ("error", 4, "watch")
+        assert "col 9" in error["message"]
+        await ws.disconnect()
+
+    run_async(scenario)
+    assert not Watchpoint.objects.exists()
+
+
+def test_an_operator_sets_a_channels_faults_and_takes_a_lai_yang_snapshot(run: Run, operator: bytes) -> None:
+    async def scenario() -> None:
+        ws = socket(run.pk, operator)
+        assert (await ws.connect(timeout=TIMEOUT))[0]
+        await receive(ws)
+        faults = {"delay_ms": 50, "reorder": True, "loss": 0.2}
+        await ws.send_to(text_data=json.dumps({"command": "faults", "channel": "p1→p2", "faults": faults, "id": 1}))
+        reply = await receive(ws)
+        assert reply["channel"] == "p1→p2" and reply["faults"]["p1→p2"] == faults
+        assert reply["run_settings"]["faults"] == reply["faults"]
+        await ws.send_to(text_data=json.dumps({"command": "snapshot", "algorithm": "lai-yang", "id": 2}))
+        reply = await receive(ws)
+        assert reply["snapshot"]["algorithm"] == "lai-yang" and reply["snapshot"]["initiator"] == "p1"
+        await ws.disconnect()
+
+    run_async(scenario)
+    run.refresh_from_db()
+    assert run.faults["p1→p2"]["reorder"] is True
+    assert services.store().run_meta(run.pk)["faults"] == run.faults
+    assert Snapshot.objects.get(run=run).algorithm == "lai-yang"
+
+
+def test_a_restore_is_carried_out_and_every_page_starts_over(
+    run: Run, operator: bytes, viewer: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's path and the announcement; the restore itself needs workers (browser test)."""
+    sound = complete_snapshot(run)
+    asked = []
+
+    def restore_run(run_: Run, snapshot: Snapshot, user: Any = None) -> Restore:
+        asked.append((run_.pk, snapshot.pk, user.username))
+        restore = Restore.objects.create(run=run_, snapshot=snapshot, epoch=1, replayed_messages=3, dropped_frames=2)
+        events.announce_restore(run_.pk)  # as recovery.restore_run does once it is done
+        return restore
+
+    monkeypatch.setattr(recovery, "restore_run", restore_run)
+
+    async def scenario() -> None:
+        olga, vera = socket(run.pk, operator), socket(run.pk, viewer)
+        for ws in (olga, vera):
+            assert (await ws.connect(timeout=TIMEOUT))[0]
+            assert (await receive(ws))["restores"] == []
+        await olga.send_to(text_data=json.dumps({"command": "restore", "snapshot": sound.pk, "id": 3}))
+        told = await receive(vera)
+        assert told["type"] == "restore" and told["run"] == run.pk
+        assert (told["restore"]["snapshot"], told["restore"]["epoch"], told["restore"]["replayed_messages"]) == (
+            sound.pk,
+            1,
+            3,
+        )
+        frames = [await receive(olga), await receive(olga)]
+        reply = next(f for f in frames if f["type"] == "reply")
+        assert reply["id"] == 3 and reply["restore"] == told["restore"]
+        for ws in (olga, vera):
+            await ws.disconnect()
+
+    run_async(scenario)
+    assert asked == [(run.pk, sound.pk, "olga")]
+
+
+def test_a_restore_the_services_refuse_is_an_error_with_their_reason(run: Run, operator: bytes) -> None:
+    unsound = complete_snapshot(run)
+    unsound.verdict = {**unsound.verdict, "consistent": False}
+    unsound.save()
+    other = complete_snapshot(services.start_run(run.topology, rate=1.0))
+
+    async def scenario() -> None:
+        ws = socket(run.pk, operator)
+        assert (await ws.connect(timeout=TIMEOUT))[0]
+        await receive(ws)
+        await ws.send_to(text_data=json.dumps({"command": "restore", "snapshot": unsound.pk}))
+        assert "is not a consistent cut" in (await receive(ws))["message"]
+        await ws.send_to(text_data=json.dumps({"command": "restore", "snapshot": other.pk}))
+        assert f"run {run.pk} has no snapshot {other.pk}" in (await receive(ws))["message"]
+        await ws.disconnect()
+
+    run_async(scenario)
+    assert not Restore.objects.exists()

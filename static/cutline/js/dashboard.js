@@ -7,7 +7,15 @@
 
 import { applyEvent, emptyModel, runningSnapshots } from "./model.js";
 import { createGraph } from "./graph.js";
-import { renderHeader, renderHistory, renderInspector, renderSnapshotPanel, renderTotals } from "./panels.js";
+import {
+  renderBanner,
+  renderHeader,
+  renderHistory,
+  renderInspector,
+  renderSnapshotPanel,
+  renderTotals,
+  renderWatchpoints,
+} from "./panels.js";
 import { drawSpacetime } from "./spacetime.js";
 import { Stream } from "./stream.js";
 
@@ -22,10 +30,26 @@ const el = {
   controls: $("controls"),
   notice: $("notice"),
   initiator: $("initiator"),
+  algorithm: $("algorithm"),
   totals: $("totals"),
-  inspector: { head: $("inspector-head"), body: $("inspector-body") },
-  snapshot: { title: $("snapshot-title"), progress: $("progress"), verdict: $("verdict"), recorded: $("recorded") },
-  history: { summary: $("history-summary"), body: document.querySelector("#history tbody") },
+  banner: $("banner"),
+  inspector: { head: $("inspector-head"), form: $("inspector-form"), body: $("inspector-body") },
+  watchpoints: {
+    form: $("watch-form"),
+    condition: $("watch-condition"),
+    hint: $("watch-hint"),
+    process: $("watch-process"),
+    error: $("watch-error"),
+    list: document.querySelector("#watchpoints tbody"),
+  },
+  snapshot: {
+    title: $("snapshot-title"),
+    progress: $("progress"),
+    verdict: $("verdict"),
+    actions: $("snapshot-actions"),
+    recorded: $("recorded"),
+  },
+  history: { summary: $("history-summary"), compare: $("compare-picked"), body: document.querySelector("#history tbody") },
   spacetime: $("spacetime"),
   spacetimeCaption: $("spacetime-caption"),
 };
@@ -102,6 +126,19 @@ function send(command) {
   stream.send({ ...command, id: commandId });
 }
 
+function algorithm() {
+  return el.algorithm ? el.algorithm.value : "chandy-lamport";
+}
+
+function restore(id) {
+  const run = model.run ? model.run.id : "";
+  const question =
+    `Restore run ${run} to what snapshot ${id} recorded?\n\n` +
+    "Every process goes back to its recorded state and every recorded message re-enters its channel; " +
+    "what happened since is lost.";
+  if (window.confirm(question)) send({ command: "restore", snapshot: id });
+}
+
 // --- drawing --------------------------------------------------------------------------------
 
 let drawnDiagram = null;
@@ -112,8 +149,10 @@ function draw(now) {
     renderHeader(model, el, now);
     renderTotals(model, el.totals);
     renderInspector(model, el.inspector);
+    renderWatchpoints(model, el.watchpoints, watchedCondition);
+    renderBanner(model, el.banner);
     renderSnapshotPanel(model, el.snapshot, config);
-    renderHistory(model, el.history);
+    renderHistory(model, el.history, config);
     if (graph) graph.render(model);
     if (model.diagram !== drawnDiagram) {
       drawnDiagram = model.diagram;
@@ -142,15 +181,67 @@ if (el.controls) {
   });
   $("snapshot-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    send({ command: "snapshot", process: el.initiator.value });
+    send({ command: "snapshot", process: el.initiator.value, algorithm: algorithm() });
   });
 }
 el.inspector.head.addEventListener("click", (e) => {
   const button = e.target.closest("button[data-snapshot-from]");
-  if (button) send({ command: "snapshot", process: button.dataset.snapshotFrom });
+  if (button) send({ command: "snapshot", process: button.dataset.snapshotFrom, algorithm: algorithm() });
+});
+
+// The channel's fault form lives in the inspector and is redrawn with it: listen above it.
+el.inspector.form.addEventListener("submit", (e) => {
+  const form = e.target.closest("#faults-form");
+  if (!form) return;
+  e.preventDefault();
+  const faults = {
+    delay_ms: Number(form.elements.delay_ms.value || 0),
+    reorder: form.elements.reorder.checked,
+    loss: Number(form.elements.loss.value || 0),
+  };
+  send({ command: "faults", channel: form.dataset.channel, faults });
+});
+el.inspector.form.addEventListener("click", (e) => {
+  const form = e.target.closest("#faults-form");
+  if (form && e.target.closest("#faults-plain")) send({ command: "faults", channel: form.dataset.channel, faults: {} });
+});
+
+let watchedCondition = ""; // the condition last sent, to point at its error
+if (el.watchpoints.form) {
+  el.watchpoints.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    watchedCondition = el.watchpoints.condition.value;
+    const process = el.watchpoints.process.value || null;
+    send({
+      command: "watch",
+      condition: watchedCondition,
+      process,
+      mode: $("watch-mode").value,
+      cooldown_s: Number($("watch-cooldown").value || 5),
+      algorithm: $("watch-algorithm").value,
+    });
+  });
+  el.watchpoints.condition.addEventListener("input", () => dispatch({ type: "clear-error", command: "watch" }));
+}
+el.watchpoints.list.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-unwatch]");
+  if (button) send({ command: "unwatch", watchpoint: Number(button.dataset.unwatch) });
+});
+
+el.snapshot.actions.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-restore]");
+  if (button) restore(Number(button.dataset.restore));
+});
+el.banner.addEventListener("click", (e) => {
+  if (e.target.closest("[data-dismiss-banner]")) dispatch({ type: "dismiss-banner" });
 });
 el.notice.addEventListener("click", () => dispatch({ type: "dismiss" }));
 el.history.body.addEventListener("click", (e) => {
+  const restoreButton = e.target.closest("button[data-restore]");
+  if (restoreButton) return restore(Number(restoreButton.dataset.restore));
+  const pick = e.target.closest("input[data-pick]");
+  if (pick) return dispatch({ type: "pick", snapshot: Number(pick.dataset.pick) });
+  if (e.target.closest("label")) return; // the click on the label reaches its checkbox next
   const row = e.target.closest("tr[data-snapshot]");
   if (!row) return;
   const id = Number(row.dataset.snapshot);

@@ -7,8 +7,25 @@
 // snapshot the panel shows. A channel shows how many messages are in flight, and while
 // a snapshot runs it is dashed ("recording") until its marker arrives, then solid with
 // the number of messages recorded in it.
+//
+// Channel faults show on the edge itself: finely dotted for a reordering (non-FIFO)
+// channel, and a badge at its source end for delay and loss (with the frames
+// retransmitted so far). A process whose watchpoint fired carries a flag and an amber
+// ring; the processes of a deadlock the shown snapshot found, and the channels between
+// them, are drawn red.
 
-import { channelId, inFlight, runningSnapshots, snapshotColour, unitValue } from "./model.js";
+import {
+  channelFaults,
+  channelId,
+  deadlockCycle,
+  inFlight,
+  runningSnapshots,
+  snapshotColour,
+  unitValue,
+} from "./model.js";
+
+const DEADLOCK = "#c92a2a";
+const HIT = "#f59f00";
 
 const TRAVEL_MS = 900; // a marker's trip along a channel, drawn: long enough to be seen
 const WAIT_AT = 0.85; // where a marker waits (behind the messages ahead of it) until it is received
@@ -55,7 +72,20 @@ const STYLE = [
       "text-background-padding": 1,
     },
   },
+  { selector: "edge.reorder", style: { "line-style": "dashed", "line-dash-pattern": [2, 3] } },
   { selector: "edge.recording", style: { "line-style": "dashed", "line-dash-pattern": [6, 4] } },
+  {
+    selector: "edge.faulty",
+    style: {
+      "source-label": "data(badge)",
+      "source-text-offset": 34,
+      "source-text-margin-y": -8,
+      color: "#a61e4d",
+    },
+  },
+  { selector: "edge.deadlock", style: { width: 4, "z-index": 5 } },
+  { selector: "node.process.hit", style: { "border-style": "double", "border-width": 6, "border-color": HIT } },
+  { selector: "node.process.deadlock", style: { "border-color": DEADLOCK, "border-width": 5 } },
   { selector: "edge.selected", style: { "line-color": "#2952cc", "target-arrow-color": "#2952cc" } },
   {
     selector: "node.marker",
@@ -82,7 +112,7 @@ export function createGraph(container, model, handlers) {
   const elements = [];
   for (const name of model.order) elements.push({ group: "nodes", data: { id: name, label: name }, classes: "process" });
   for (const c of Object.values(model.channels)) {
-    elements.push({ group: "edges", data: { id: c.id, source: c.src, target: c.dst, label: "", width: 1.5 } });
+    elements.push({ group: "edges", data: { id: c.id, source: c.src, target: c.dst, label: "", badge: "", width: 1.5 } });
   }
   // Small topologies on a circle, in the run's order (rings look like rings); larger
   // ones laid out by force, starting from that circle so the result is the same each time.
@@ -134,16 +164,20 @@ class Graph {
     const running = runningSnapshots(model).slice(-MAX_SLICES);
     const focus = model.snapshots[model.focus];
     const ringed = focus && focus.status !== "running" ? focus : null;
+    const cycle = deadlockCycle(ringed);
+    const cycleEdges = deadlockEdges(model, cycle);
     this.cy.batch(() => {
       for (const name of model.order) {
         const node = this.cy.getElementById(name);
         const p = model.processes[name];
         if (!node.nonempty() || !p) continue;
-        const label = `${name}\n${unitValue(model, p)}`;
+        const hit = model.hits[name];
+        const label = `${name}\n${unitValue(model, p)}${hit ? `\n⚑ #${hit.watchpoint}` : ""}`;
         const slices = running.filter((s) => name in s.recorded);
         const recordedInFocus = ringed && ringed.export && ringed.export.processes.some((r) => r.process === name);
         const selected = !!(model.selection && model.selection.kind === "process" && model.selection.id === name);
-        const key = `${label}|${slices.map((s) => s.id)}|${recordedInFocus ? ringed.id : ""}|${selected}`;
+        const inCycle = cycle.includes(name);
+        const key = `${label}|${slices.map((s) => s.id)}|${recordedInFocus ? ringed.id : ""}|${selected}|${inCycle}`;
         if (!this.changed(name, key)) continue;
         node.data("label", label);
         const style = {};
@@ -156,6 +190,10 @@ class Graph {
         style["border-width"] = recordedInFocus ? 4 : 2;
         node.style(style);
         node.toggleClass("selected", selected);
+        node.toggleClass("hit", !!hit);
+        // The class's colour must win over the ring set above.
+        node.toggleClass("deadlock", inCycle);
+        if (inCycle) node.style({ "border-color": DEADLOCK, "border-width": 5 });
       }
       for (const c of Object.values(model.channels)) {
         const edge = this.cy.getElementById(c.id);
@@ -173,9 +211,17 @@ class Graph {
           colour = snapshotColour(active.id);
         }
         const selected = model.selection && model.selection.kind === "channel" && model.selection.id === c.id;
-        if (!this.changed(c.id, `${label}|${colour}|${state ? state.status : ""}|${selected}`)) continue;
-        edge.data({ label, width: 1.5 + Math.min(5, Math.log2(1 + n)) });
+        const faults = channelFaults(model, c.id);
+        const badge = faultBadge(faults, model.faultCounts.retransmissions[c.id] || 0);
+        const deadlocked = cycleEdges.has(c.id);
+        if (deadlocked) colour = DEADLOCK;
+        const key = `${label}|${colour}|${state ? state.status : ""}|${selected}|${badge}|${!!faults.reorder}|${deadlocked}`;
+        if (!this.changed(c.id, key)) continue;
+        edge.data({ label, badge, width: 1.5 + Math.min(5, Math.log2(1 + n)) });
         edge.toggleClass("recording", !!(state && state.status === "recording"));
+        edge.toggleClass("reorder", !!faults.reorder);
+        edge.toggleClass("faulty", badge !== "");
+        edge.toggleClass("deadlock", deadlocked);
         edge.toggleClass("selected", !!selected);
         edge.style({ "line-color": selected ? "#2952cc" : colour, "target-arrow-color": selected ? "#2952cc" : colour });
       }
@@ -225,6 +271,27 @@ class Graph {
     const node = this.cy.getElementById(name);
     return node.nonempty() ? node.renderedPosition() : null;
   }
+}
+
+// Delay and loss as a badge at the channel's source end, e.g. "+100ms loss 20% ↻7".
+function faultBadge(faults, retransmitted) {
+  const parts = [];
+  if (faults.delay_ms) parts.push(`+${faults.delay_ms}ms`);
+  if (faults.loss) parts.push(`loss ${Math.round(faults.loss * 100)}%`);
+  if (retransmitted) parts.push(`↻${retransmitted}`);
+  return parts.join(" ");
+}
+
+// The channels of a wait-for cycle: between each process and the next, whichever way
+// the topology has a channel (a request goes one way, the grant it waits for the other).
+function deadlockEdges(model, cycle) {
+  const ids = new Set();
+  for (let i = 0; i < cycle.length; i++) {
+    const a = cycle[i];
+    const b = cycle[(i + 1) % cycle.length];
+    for (const id of [channelId(a, b), channelId(b, a)]) if (model.channels[id]) ids.add(id);
+  }
+  return ids;
 }
 
 // A point a fraction f along an edge, following its curve: Cytoscape draws a bezier

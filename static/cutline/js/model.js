@@ -11,6 +11,12 @@
 // 1, 2, 3 …; the state says which number it is current to (`cursors`). A delta at or
 // below its source's cursor is already in the state; one beyond cursor + 1 means frames
 // were lost, so the model sets stream.reload and the caller fetches state.json.
+//
+// A restore starts the run over in a new epoch (snapshots/events.py). The server says so
+// with a `restore` frame; a delta, heartbeat or reply naming a newer epoch says it too
+// (for a page that missed that frame). Either way the page starts over from state.json,
+// and a delta of an older epoch still counts for its source's numbering but changes
+// nothing: its processes are no longer in that state.
 
 export const PALETTE = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#d6336c", "#5c7cfa"];
 
@@ -21,6 +27,11 @@ export function snapshotColour(id) {
 export function channelId(src, dst) {
   return `${src}→${dst}`;
 }
+
+export const ALGORITHMS = { "chandy-lamport": "Chandy–Lamport", "lai-yang": "Lai–Yang" };
+export const PROPERTIES = ["conservation", "termination", "deadlock"];
+// Commands whose refusal is shown next to their form rather than as a toast.
+const INLINE_ERRORS = new Set(["watch", "faults"]);
 
 export function emptyModel() {
   return {
@@ -42,20 +53,75 @@ export function emptyModel() {
     lag: null, // seconds from the oldest change in the last frame to its arrival
     diagram: null, // {snapshot, found, processes, events}
     liveState: true, // false: the store has lost the run (Redis restarted)
+    restores: [], // {id, snapshot, epoch, at, replayed_messages, dropped_frames}, oldest first
+    banner: null, // the restore this page saw happen: shown until put away
+    watchpoints: [], // {id, process, condition, kind, mode, cooldown_s, algorithm, enabled, hits, last_hit_at}
+    hits: {}, // process → its last watchpoint hit {watchpoint, snapshot, detail, at}
+    firstHolding: {}, // stable property → the first complete snapshot in which it held
+    faultCounts: { retransmissions: {}, lost: {} }, // by channel
+    errors: {}, // command → the reason it was refused, shown by its form
+    comparePick: [], // up to two snapshot ids picked in the history to compare
   };
 }
 
 // --- derived values (pure helpers the renderers share) ------------------------------------
 
+// Applied from a channel: its contiguous prefix, and (non-FIFO) the seqs beyond it.
+function appliedFrom(dst, src) {
+  return { last: dst.applied[src] || 0, above: (dst.above && dst.above[src]) || [] };
+}
+
 export function inFlight(model, channel) {
   const src = model.processes[channel.src];
   const dst = model.processes[channel.dst];
   if (!src || !dst) return 0;
-  return Math.max(0, (src.sent[channel.dst] || 0) - (dst.applied[channel.src] || 0));
+  const applied = appliedFrom(dst, channel.src);
+  return Math.max(0, (src.sent[channel.dst] || 0) - applied.last - applied.above.length);
 }
 
+// The value a process shows on the graph: the conserved quantity, or (a workload that
+// conserves nothing) its initial value's key, e.g. jobs.
 export function unitValue(model, process) {
-  return process.state[model.run ? model.run.unit : "balance"] ?? 0;
+  const key = model.run ? model.run.unit || model.run.value_key || "balance" : "balance";
+  return process.state[key] ?? 0;
+}
+
+export function channelFaults(model, id) {
+  return (model.run && model.run.faults && model.run.faults[id]) || {};
+}
+
+// A snapshot the run can be restored from: complete, a consistent cut, conserving.
+export function isSound(snapshot) {
+  const v = snapshot.verdict;
+  return snapshot.status === "complete" && !!v && v.consistent && v.conserved !== false;
+}
+
+// The deadlock a snapshot found, as the cycle of processes (each waits for the next).
+export function deadlockCycle(snapshot) {
+  const d = snapshot && snapshot.properties && snapshot.properties.deadlock;
+  return d && d.holds === true && Array.isArray(d.cycle) ? d.cycle : [];
+}
+
+// The history, newest first, with each restore between the snapshots of the epochs
+// before and after it (a restore to epoch E starts epoch E).
+export function historyRows(model) {
+  const snapshots = Object.values(model.snapshots).sort((a, b) => b.id - a.id);
+  const restores = [...model.restores].sort((a, b) => b.epoch - a.epoch);
+  const rows = [];
+  let r = 0;
+  for (const snapshot of snapshots) {
+    const epoch = snapshot.epoch ?? 0;
+    while (r < restores.length && restores[r].epoch > epoch) rows.push({ kind: "restore", restore: restores[r++] });
+    rows.push({ kind: "snapshot", snapshot });
+  }
+  while (r < restores.length) rows.push({ kind: "restore", restore: restores[r++] });
+  return rows;
+}
+
+export function restoreWords(restore) {
+  const k = restore.replayed_messages;
+  const what = k === 1 ? "1 recorded message re-entered its channel" : `${k} recorded messages re-entered their channels`;
+  return `restored from snapshot #${restore.snapshot} (epoch ${restore.epoch}): ${what}`;
 }
 
 export function progress(model, snapshot) {
@@ -97,7 +163,21 @@ export function applyEvent(model, event) {
     case "reply":
       return applyReply(model, event);
     case "error":
-      model.notice = { kind: "error", text: event.message, at: event.now };
+      if (INLINE_ERRORS.has(event.command)) model.errors[event.command] = event.message;
+      else model.notice = { kind: "error", text: event.message, at: event.now };
+      return model;
+    case "restore":
+      return applyRestore(model, event);
+    case "watchpoints":
+      model.watchpoints = event.watchpoints.map((w) => ({ ...w }));
+      return model;
+    case "pick":
+      return applyPick(model, event.snapshot);
+    case "clear-error":
+      delete model.errors[event.command];
+      return model;
+    case "dismiss-banner":
+      model.banner = null;
       return model;
     case "connection":
       model.connection = {
@@ -135,6 +215,9 @@ function needReload(model, reason) {
 
 function applyState(model, state) {
   const old = model;
+  // A state of another epoch than the page had: the run was restored since. What the
+  // page knew of messages and markers belongs to the old epoch.
+  const sameEpoch = !old.run || (old.run.epoch ?? 0) === (state.run.epoch ?? 0);
   const m = emptyModel();
   m.connection = { ...old.connection, lastMessageAt: state.now ?? old.connection.lastMessageAt };
   m.selection = old.selection;
@@ -142,7 +225,11 @@ function applyState(model, state) {
   m.frames = old.frames;
   m.diagram = old.diagram;
   m.notice = old.notice;
-  m.markers = old.markers;
+  m.markers = sameEpoch ? old.markers : [];
+  m.hits = sameEpoch ? old.hits : {};
+  m.errors = old.errors;
+  m.comparePick = old.comparePick;
+  m.banner = old.banner;
   m.stream.reloads = old.stream.reloads + (old.run ? 1 : 0);
   m.run = { ...state.run };
   m.permissions = { ...state.permissions };
@@ -151,11 +238,22 @@ function applyState(model, state) {
     m.order.push(p.name);
     m.processes[p.name] = { ...p };
   }
+  const listed = state.in_flight || {};
   for (const id of state.channels) {
     const [src, dst] = id.split("→");
-    const before = old.channels[id];
-    m.channels[id] = { id, src, dst, messages: before ? before.messages : {} };
+    const before = sameEpoch ? old.channels[id] : undefined;
+    const messages = before ? { ...before.messages } : {};
+    for (const [seq, payload] of listed[id] || []) messages[seq] = payload;
+    m.channels[id] = { id, src, dst, messages };
     trimChannel(m, m.channels[id]);
+  }
+  m.restores = (state.restores || []).map((r) => ({ ...r }));
+  m.watchpoints = (state.watchpoints || []).map((w) => ({ ...w }));
+  m.firstHolding = { ...(state.first_holding || {}) };
+  if (state.fault_counts) m.faultCounts = structuredClone(state.fault_counts);
+  if (!sameEpoch) {
+    const restore = m.restores.find((r) => r.epoch === state.run.epoch);
+    if (restore) m.banner = restore;
   }
   for (const summary of state.snapshots) {
     const before = old.snapshots[summary.id];
@@ -215,6 +313,11 @@ function ensureSnapshot(model, id, initiator) {
       },
       verdict: null,
       verdict_text: "running",
+      algorithm: "chandy-lamport",
+      epoch: model.run ? model.run.epoch ?? 0 : 0,
+      properties: null,
+      watchpoint: null,
+      trigger: null,
       recorded: {},
       channels: {},
       export: null,
@@ -235,15 +338,22 @@ function applyDelta(model, d) {
   } else if (d.seq !== last + 1) {
     return needReload(model, `missed frames ${last + 1}–${d.seq - 1} of source ${d.source}`);
   }
+  const epoch = model.run ? model.run.epoch ?? 0 : 0;
+  if (d.epoch !== undefined && d.epoch > epoch) return needReload(model, `the run was restored (epoch ${d.epoch})`);
   model.stream.cursors[d.source] = d.seq;
   model.frames += 1;
   model.connection.lastMessageAt = d.now ?? model.connection.lastMessageAt;
   if (d.wallNow !== undefined && d.since) model.lag = Math.max(0, d.wallNow - d.since);
+  if (d.epoch !== undefined && d.epoch < epoch) {
+    // Built before the restore: only what is not about its processes still holds.
+    for (const e of d.snapshot_events || []) if (e.kind === "finished") finishSnapshot(model, e.snapshot);
+    return applyRunSettings(model, d.run_settings);
+  }
 
   for (const [name, change] of Object.entries(d.processes || {})) {
     const p = model.processes[name];
     if (!p) continue;
-    for (const key of ["state", "sent", "applied", "clock", "counters", "fifo"]) {
+    for (const key of ["state", "sent", "applied", "above", "clock", "counters", "fifo"]) {
       if (change[key]) p[key] = { ...p[key], ...change[key] };
     }
     if (change.recording) p.recording = change.recording;
@@ -261,8 +371,8 @@ function applyDelta(model, d) {
     if (channel) channel.messages[seq] = payload;
   }
   for (const channel of Object.values(model.channels)) trimChannel(model, channel);
-  for (const e of d.snapshot_events || []) applySnapshotEvent(model, e, d.now);
-  if (d.run_settings && model.run) Object.assign(model.run, d.run_settings);
+  for (const e of d.snapshot_events || []) applySnapshotEvent(model, e, d.now, d.t);
+  applyRunSettings(model, d.run_settings);
   // Sources are independent: the receiver's frame may come before the sender's. Its
   // applied seq settles it either way.
   for (const mk of model.markers) {
@@ -274,10 +384,55 @@ function applyDelta(model, d) {
 
 function trimChannel(model, channel) {
   const dst = model.processes[channel.dst];
-  const applied = dst ? dst.applied[channel.src] || 0 : 0;
+  const applied = dst ? appliedFrom(dst, channel.src) : { last: 0, above: [] };
   for (const seq of Object.keys(channel.messages)) {
-    if (Number(seq) <= applied) delete channel.messages[seq];
+    if (Number(seq) <= applied.last || applied.above.includes(Number(seq))) delete channel.messages[seq];
   }
+}
+
+// A run's settings from a delta, heartbeat or reply. A newer epoch is not taken over:
+// it means the run was restored, and the page starts over from its state.
+function applyRunSettings(model, settings) {
+  if (!settings || !model.run) return model;
+  const { epoch, ...rest } = settings;
+  if (epoch !== undefined && epoch > (model.run.epoch ?? 0)) return needReload(model, `the run was restored (epoch ${epoch})`);
+  Object.assign(model.run, rest);
+  return model;
+}
+
+function applyRestore(model, frame) {
+  const restore = frame.restore;
+  if (!model.restores.some((r) => r.id === restore.id)) model.restores.push({ ...restore });
+  model.banner = restore;
+  model.markers = [];
+  model.notice = { kind: "info", text: `Run ${restoreWords(restore)}.`, at: frame.now };
+  if (model.run && restore.epoch > (model.run.epoch ?? 0)) needReload(model, `the run was restored from snapshot #${restore.snapshot}`);
+  return model;
+}
+
+function applyPick(model, id) {
+  const picked = model.comparePick.filter((x) => x !== id);
+  if (picked.length === model.comparePick.length) picked.push(id);
+  model.comparePick = picked.slice(-2);
+  return model;
+}
+
+function applyWatchpointHit(model, e, t) {
+  const at = t ? new Date(t * 1000).toISOString() : null;
+  model.hits[e.process] = { watchpoint: e.watchpoint, snapshot: e.snapshot, detail: e.detail, at };
+  const w = model.watchpoints.find((x) => x.id === e.watchpoint);
+  if (w) {
+    w.hits += 1;
+    w.last_hit_at = at;
+    if (w.mode === "once") w.enabled = false;
+  }
+  const snap = ensureSnapshot(model, e.snapshot, e.process);
+  snap.initiator = e.process;
+  snap.watchpoint = w ? { id: w.id, process: w.process, condition: w.condition } : { id: e.watchpoint, process: null, condition: "?" };
+  snap.trigger = e.detail;
+  if (w) snap.algorithm = w.algorithm;
+  model.focus = e.snapshot; // open the snapshot the watchpoint took
+  return model;
 }
 
 function markerArrived(model, marker) {
@@ -285,12 +440,14 @@ function markerArrived(model, marker) {
   return marker.receivedAt !== null || (dst && (dst.applied[marker.src] || 0) >= marker.seq);
 }
 
-function applySnapshotEvent(model, e, now) {
+function applySnapshotEvent(model, e, now, t) {
   if (e.kind === "finished") return finishSnapshot(model, e.snapshot);
+  if (e.kind === "watchpoint") return applyWatchpointHit(model, e, t);
   const snap = ensureSnapshot(model, e.snapshot, e.kind === "initiate" ? e.process : undefined);
   switch (e.kind) {
     case "initiate":
       snap.initiator = e.process;
+      if (e.algorithm) snap.algorithm = e.algorithm;
       break;
     case "record": {
       snap.recorded[e.process] = e.state ?? null;
@@ -339,6 +496,13 @@ function finishSnapshot(model, summary) {
       d.max = d.max === null ? summary.duration : Math.max(d.max, summary.duration);
     }
   }
+  if (summary.status === "complete") {
+    for (const name of PROPERTIES) {
+      const result = summary.properties && summary.properties[name];
+      const first = model.firstHolding[name];
+      if (result && result.holds === true && (first === undefined || summary.id < first)) model.firstHolding[name] = summary.id;
+    }
+  }
   if (model.focus === null || model.focus === summary.id || !model.snapshots[model.focus] ||
       model.snapshots[model.focus].status !== "running") {
     model.focus = summary.id;
@@ -361,36 +525,55 @@ function applyHeartbeat(model, beat) {
   for (const [source, cursor] of Object.entries(beat.cursors || {})) {
     if ((model.stream.cursors[source] || 0) < cursor) model.stream.suspect[source] = cursor;
   }
-  if (beat.run_settings && model.run) Object.assign(model.run, beat.run_settings);
-  return model;
+  if (beat.fault_counts) model.faultCounts = beat.fault_counts;
+  return applyRunSettings(model, beat.run_settings);
 }
 
 function applyReply(model, reply) {
-  if (reply.run_settings && model.run) Object.assign(model.run, reply.run_settings);
+  applyRunSettings(model, reply.run_settings);
   const words = {
     start: "Run started.",
     pause: "Run paused: no new messages; those in flight are still delivered.",
     stop: "Run stopped.",
     rate: `Rate set to ${reply.run_settings ? reply.run_settings.rate : "?"} steps per second per process.`,
   };
+  let text = words[reply.command] || "Done.";
   if (reply.snapshot) {
     const before = model.snapshots[reply.snapshot.id];
     if (before) {
       // Its first events got here before the reply: they are newer, keep them.
       before.initiator = reply.snapshot.initiator;
+      before.algorithm = reply.snapshot.algorithm;
       before.started_at = before.started_at || reply.snapshot.started_at;
     } else {
       model.snapshots[reply.snapshot.id] = fromSummary(reply.snapshot, undefined);
       model.history.counts.running += 1;
     }
     model.focus = reply.snapshot.id;
-    model.notice = {
-      kind: "info",
-      text: `Snapshot ${reply.snapshot.id} started at ${reply.snapshot.initiator}.`,
-      at: reply.now,
-    };
-  } else {
-    model.notice = { kind: "info", text: words[reply.command] || "Done.", at: reply.now };
+    text = `Snapshot ${reply.snapshot.id} started at ${reply.snapshot.initiator} (${ALGORITHMS[reply.snapshot.algorithm] || reply.snapshot.algorithm}).`;
+  } else if (reply.restore) {
+    applyRestore(model, { restore: reply.restore, now: reply.now });
+    text = `Run ${restoreWords(reply.restore)}.`;
+  } else if (reply.watchpoints) {
+    model.watchpoints = reply.watchpoints.map((w) => ({ ...w }));
+    delete model.errors.watch;
+    text = reply.command === "watch"
+      ? `Watchpoint #${reply.watchpoint.id} added: ${reply.watchpoint.condition}.`
+      : `Watchpoint #${reply.watchpoint.id} removed.`;
+  } else if (reply.command === "faults") {
+    if (model.run) model.run.faults = reply.faults;
+    delete model.errors.faults;
+    const words = faultWords(reply.faults[reply.channel] || {});
+    text = words !== "none" ? `Faults of ${reply.channel} set: ${words}.` : `${reply.channel} is a plain FIFO channel again.`;
   }
+  model.notice = { kind: "info", text, at: reply.now };
   return model;
+}
+
+export function faultWords(faults) {
+  const parts = [];
+  if (faults.delay_ms) parts.push(`delay ${faults.delay_ms} ms`);
+  if (faults.reorder) parts.push("reorder (not FIFO)");
+  if (faults.loss) parts.push(`loss ${Math.round(faults.loss * 100)}%`);
+  return parts.join(", ") || "none";
 }

@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { applyEvent, emptyModel, inFlight, progress } from "../../../static/cutline/js/model.js";
+import {
+  applyEvent,
+  deadlockCycle,
+  emptyModel,
+  historyRows,
+  inFlight,
+  isSound,
+  progress,
+} from "../../../static/cutline/js/model.js";
 
 function state(extra = {}) {
   const proc = (name, outgoing, incoming) => ({
@@ -20,7 +28,7 @@ function state(extra = {}) {
   });
   return {
     type: "state",
-    run: { id: 1, topology: "ring3", workload: "bank", unit: "balance", status: "running", rate: 2, expected_total: 300 },
+    run: { id: 1, topology: "ring3", workload: "bank", unit: "balance", status: "running", rate: 2, expected_total: 300, epoch: 0, faults: {} },
     processes: [proc("p1", ["p2"], ["p3"]), proc("p2", ["p3"], ["p1"]), proc("p3", ["p1"], ["p2"])],
     channels: ["p1→p2", "p2→p3", "p3→p1"],
     snapshots: [],
@@ -156,4 +164,175 @@ test("a refused command is an error notice; a reply updates the run", () => {
   m = apply(m, { type: "reply", command: "pause", run_settings: { status: "paused", rate: 2 }, now: 6 });
   assert.equal(m.run.status, "paused");
   assert.equal(m.notice.kind, "info");
+});
+
+// --- issue 5 -----------------------------------------------------------------------------------
+
+function summary(id, extra = {}) {
+  return {
+    id, run: 1, initiator: "p1", algorithm: "chandy-lamport", epoch: 0, status: "complete", reason: null,
+    started_at: null, finished_at: null, duration: 0.1,
+    reported: { processes: 3, processes_total: 3, channels: 3, channels_total: 3 },
+    verdict: { consistent: true, conserved: true, expected_total: 300, recorded_total: 300, problems: [] },
+    verdict_text: "consistent", properties: null, watchpoint: null, trigger: null, ...extra,
+  };
+}
+
+const RESTORE = { id: 4, run: 1, snapshot: 2, epoch: 1, at: "2025-01-01T00:00:00+00:00", replayed_messages: 2, dropped_frames: 5 };
+
+test("the state's channel contents, restores, watchpoints and first holdings are shown", () => {
+  const m = apply(
+    emptyModel(),
+    state({
+      in_flight: { "p1→p2": [[1, { amount: 5 }]] },
+      restores: [RESTORE],
+      watchpoints: [{ id: 3, process: null, condition: "balance < 10", mode: "once", hits: 0, enabled: true }],
+      first_holding: { termination: 2 },
+      fault_counts: { retransmissions: { "p1→p2": 4 }, lost: { "p1→p2": 1 } },
+    }),
+  );
+  assert.deepEqual(m.channels["p1→p2"].messages, { 1: { amount: 5 } });
+  assert.equal(m.restores[0].snapshot, 2);
+  assert.equal(m.watchpoints[0].condition, "balance < 10");
+  assert.deepEqual(m.firstHolding, { termination: 2 });
+  assert.equal(m.faultCounts.retransmissions["p1→p2"], 4);
+});
+
+test("a restore frame shows the restore and makes the page start over in the new epoch", () => {
+  let m = apply(
+    emptyModel(),
+    state(),
+    delta("a", 5, {
+      processes: { p1: { sent: { p2: 9 } } },
+      messages: [["p1", "p2", 9, { amount: 1 }]],
+      snapshot_events: [{ kind: "marker_send", process: "p1", peer: "p2", seq: 8, snapshot: 1 }],
+    }),
+  );
+  assert.equal(m.markers.length, 1);
+  m = apply(m, { type: "restore", run: 1, restore: RESTORE, now: 7 });
+  assert.equal(m.stream.reload, true);
+  assert.match(m.stream.reason, /restored from snapshot #2/);
+  assert.equal(m.banner.id, 4);
+  assert.match(m.notice.text, /restored from snapshot #2 \(epoch 1\): 2 recorded messages re-entered their channels/);
+  // The reloaded state is of epoch 1: the recorded messages are back in their channel,
+  // renumbered, and nothing of the old epoch's messages or markers is left.
+  const restored = state({ run: { ...state().run, epoch: 1 }, restores: [RESTORE], in_flight: { "p3→p1": [[4, { amount: 30 }]] } });
+  restored.processes[2].sent = { p1: 4 };
+  restored.processes[0].applied = { p3: 3 };
+  m = apply(m, restored);
+  assert.equal(m.stream.reload, false);
+  assert.deepEqual(m.channels["p1→p2"].messages, {});
+  assert.deepEqual(m.channels["p3→p1"].messages, { 4: { amount: 30 } });
+  assert.equal(inFlight(m, m.channels["p3→p1"]), 1);
+  assert.deepEqual(m.markers, []);
+  assert.equal(m.banner.id, 4);
+  const rows = historyRows(apply(m, { type: "reply", command: "snapshot", snapshot: summary(9, { status: "running", epoch: 1 }) }));
+  assert.deepEqual(rows.map((r) => r.kind), ["snapshot", "restore"]);
+});
+
+test("a page that missed the restore learns of it from a delta or a heartbeat", () => {
+  let m = apply(emptyModel(), state(), delta("a", 5, { epoch: 1, processes: { p1: { state: { balance: 1 } } } }));
+  assert.equal(m.stream.reload, true);
+  assert.equal(m.processes.p1.state.balance, 100);
+  m = apply(emptyModel(), state(), { type: "heartbeat", cursors: {}, run_settings: { status: "running", rate: 2, epoch: 1, faults: {} } });
+  assert.equal(m.stream.reload, true);
+  assert.equal(m.run.epoch, 0);
+});
+
+test("a delta of an older epoch counts for its source but changes no process", () => {
+  const fresh = state({ run: { ...state().run, epoch: 2 } });
+  const m = apply(
+    emptyModel(),
+    fresh,
+    delta("a", 5, { epoch: 1, processes: { p1: { state: { balance: 1 } } }, snapshot_events: [{ kind: "finished", snapshot: summary(3) }] }),
+    delta("a", 6, { epoch: 2, processes: { p1: { state: { balance: 70 } } } }),
+  );
+  assert.equal(m.stream.reload, false);
+  assert.equal(m.processes.p1.state.balance, 70);
+  assert.equal(m.snapshots[3].status, "complete"); // a finished snapshot is news in any epoch
+});
+
+test("a watchpoint hit marks its process and opens the snapshot it started", () => {
+  let m = apply(
+    emptyModel(),
+    state({ watchpoints: [{ id: 3, process: "p2", condition: "balance < 10", mode: "once", algorithm: "lai-yang", hits: 0, enabled: true }] }),
+    delta("a", 5, {
+      t: 1700000000,
+      snapshot_events: [
+        { kind: "watchpoint", process: "p2", watchpoint: 3, snapshot: 11, detail: "balance = 7" },
+        { kind: "initiate", process: "p2", snapshot: 11, algorithm: "lai-yang" },
+      ],
+    }),
+  );
+  assert.deepEqual(m.hits.p2, { watchpoint: 3, snapshot: 11, detail: "balance = 7", at: "2023-11-14T22:13:20.000Z" });
+  assert.equal(m.focus, 11);
+  assert.equal(m.snapshots[11].initiator, "p2");
+  assert.equal(m.snapshots[11].algorithm, "lai-yang");
+  assert.deepEqual(m.snapshots[11].watchpoint, { id: 3, process: "p2", condition: "balance < 10" });
+  assert.equal(m.snapshots[11].trigger, "balance = 7");
+  assert.deepEqual([m.watchpoints[0].hits, m.watchpoints[0].enabled], [1, false]);
+  // The list as the server has it now replaces the page's.
+  m = apply(m, { type: "watchpoints", watchpoints: [] });
+  assert.deepEqual(m.watchpoints, []);
+});
+
+test("a refused watchpoint or fault setting is shown by its form, not as a toast", () => {
+  let m = apply(emptyModel(), state(), { type: "error", command: "watch", message: "col 9: unknown name 'balanse'", now: 1 });
+  assert.equal(m.errors.watch, "col 9: unknown name 'balanse'");
+  assert.equal(m.notice, null);
+  m = apply(m, { type: "reply", command: "watch", watchpoint: { id: 1, condition: "balance < 9" }, watchpoints: [{ id: 1 }], now: 2 });
+  assert.equal(m.errors.watch, undefined);
+  m = apply(m, { type: "reply", command: "faults", channel: "p1→p2", faults: { "p1→p2": { reorder: true } }, run_settings: { status: "running", rate: 2, epoch: 0, faults: { "p1→p2": { reorder: true } } }, now: 3 });
+  assert.deepEqual(m.run.faults, { "p1→p2": { reorder: true } });
+  assert.match(m.notice.text, /reorder/);
+});
+
+test("a non-FIFO channel's messages applied out of order are not in flight", () => {
+  const m = apply(
+    emptyModel(),
+    state(),
+    delta("a", 5, { processes: { p1: { sent: { p2: 5 } } }, messages: [["p1", "p2", 4, {}], ["p1", "p2", 5, {}]] }),
+    delta("b", 1, { processes: { p2: { applied: { p1: 2 }, above: { p1: [4] } } } }),
+  );
+  assert.equal(inFlight(m, m.channels["p1→p2"]), 2);
+  assert.deepEqual(Object.keys(m.channels["p1→p2"].messages), ["5"]);
+});
+
+test("stable properties: the first snapshot in which each held, and a deadlock's cycle", () => {
+  const deadlock = { holds: true, detail: "p1 waits for p2, p2 for p1", cycle: ["p1", "p2"] };
+  const m = apply(
+    emptyModel(),
+    state({ first_holding: { deadlock: 6 } }),
+    delta("a", 5, {
+      snapshot_events: [
+        { kind: "finished", snapshot: summary(4, { properties: { deadlock, termination: { holds: false, detail: "" } } }) },
+        { kind: "finished", snapshot: summary(7, { properties: { termination: { holds: true, detail: "" } } }) },
+      ],
+    }),
+  );
+  assert.deepEqual(m.firstHolding, { deadlock: 4, termination: 7 });
+  assert.deepEqual(deadlockCycle(m.snapshots[4]), ["p1", "p2"]);
+  assert.deepEqual(deadlockCycle(m.snapshots[7]), []);
+  assert.equal(isSound(m.snapshots[4]), true);
+  assert.equal(isSound(summary(5, { verdict: { consistent: false, conserved: true, problems: ["x"] } })), false);
+  assert.equal(isSound(summary(5, { verdict: { consistent: true, conserved: null, problems: [] } })), true);
+});
+
+test("the history puts each restore between the epochs it separates", () => {
+  const m = apply(
+    emptyModel(),
+    state({
+      snapshots: [summary(1), summary(2), summary(5, { epoch: 1 }), summary(8, { epoch: 2 })],
+      restores: [RESTORE, { ...RESTORE, id: 6, snapshot: 5, epoch: 2 }],
+    }),
+  );
+  const rows = historyRows(m).map((r) => (r.kind === "restore" ? `r${r.restore.epoch}` : r.snapshot.id));
+  assert.deepEqual(rows, [8, "r2", 5, "r1", 2, 1]);
+});
+
+test("two snapshots at most are picked to compare", () => {
+  let m = apply(emptyModel(), state(), { type: "pick", snapshot: 1 }, { type: "pick", snapshot: 2 }, { type: "pick", snapshot: 3 });
+  assert.deepEqual(m.comparePick, [2, 3]);
+  m = apply(m, { type: "pick", snapshot: 2 });
+  assert.deepEqual(m.comparePick, [3]);
 });
