@@ -1,4 +1,5 @@
-"""The admin: topologies built by hand, by generator or from JSON; runs and snapshots read-only.
+"""The admin: topologies built by hand, by generator or from JSON; watchpoints; runs,
+snapshots and restores read-only.
 
 A topology is judged as one whole by ``topology.validate`` (``topology.validate``):
 the main form and the two inlines are put back together into the topology JSON before
@@ -9,6 +10,11 @@ channels — is built in one save.
 Big topologies (a generated 1000-process graph has thousands of channels) are not
 edited row by row: past ``INLINE_LIMIT`` the inlines give way to the graph preview and
 JSON export/import, and the form checks its changes against the stored graph.
+
+A channel row also holds the channel's fault settings (delay, reorder, loss): the
+defaults a run of the topology starts with. Watchpoints are made by
+``snapshots.watch.add_watchpoint`` itself, so the admin refuses what the API and the CLI
+refuse, in the same words, and the workers learn of every change.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from snapshots import services
+from cluster.workloads import get_workload
+from snapshots import services, watch
 from snapshots import topology as topo
-from snapshots.models import Channel, Process, Run, Snapshot, Topology
+from snapshots.models import Channel, Process, Restore, Run, Snapshot, Topology, Watchpoint
 
 INLINE_LIMIT = 500  # rows of processes plus channels shown as inlines (text inputs: light)
 MAX_GENERATED_CHANNELS = 20_000
@@ -38,7 +45,7 @@ SHOWN_RECORDS = 50
 
 
 def _value_key(workload: str) -> str:
-    return "tokens" if workload == "token" else "balance"
+    return get_workload(workload).value_key
 
 
 def is_large(topology: Topology | None) -> bool:
@@ -111,20 +118,42 @@ class ProcessFormSet(SiblingFormSet):
 
 
 class ChannelForm(forms.ModelForm):
-    """A channel as two process names: they may name processes added in this same save."""
+    """A channel as two process names (they may name processes added in this same save),
+    and its fault settings."""
 
     src_name = forms.CharField(label="from", max_length=topo.MAX_NAME_LENGTH)
     dst_name = forms.CharField(label="to", max_length=topo.MAX_NAME_LENGTH)
+    # Not required: an empty box is a plain channel, as in the topology JSON.
+    delay_ms = forms.IntegerField(label="delay (ms)", required=False, initial=0)
+    reorder = forms.BooleanField(label="reorder (non-FIFO)", required=False)
+    loss = forms.FloatField(label="loss", required=False, initial=0.0)
 
     class Meta:
         model = Channel
-        fields: list[str] = []
+        fields = ["delay_ms", "reorder", "loss"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial.setdefault("src_name", self.instance.src.name)
             self.initial.setdefault("dst_name", self.instance.dst.name)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        given = {
+            "delay_ms": data.get("delay_ms") or 0,
+            "reorder": bool(data.get("reorder")),
+            "loss": data.get("loss") or 0.0,
+        }
+        try:
+            data.update(topo.validate_faults(given, f"{data.get('src_name')}→{data.get('dst_name')}"))
+        except topo.TopologyError as exc:
+            raise ValidationError(exc.problems) from None
+        return data
+
+    def faults(self) -> dict[str, Any]:
+        """The settings that differ from a plain channel, as the topology JSON gives them."""
+        return topo.changed_faults({key: self.cleaned_data[key] for key in topo.NO_FAULTS})
 
 
 class ChannelFormSet(SiblingFormSet):
@@ -145,7 +174,8 @@ class ChannelFormSet(SiblingFormSet):
                 pair = [renames.get(n, n) for n in pair]
                 if None in pair:
                     continue
-            channels.append(pair)
+            faults = form.faults()
+            channels.append([*pair, faults] if faults else pair)
         workload = self.instance.workload
         spec = {
             "name": self.instance.name,
@@ -191,7 +221,7 @@ class ChannelInline(admin.TabularInline):
     model = Channel
     form = ChannelForm
     formset = ChannelFormSet
-    fields = ["src_name", "dst_name"]
+    fields = ["src_name", "dst_name", "delay_ms", "reorder", "loss"]
     extra = 2
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
@@ -229,7 +259,11 @@ class GenerateForm(forms.Form):
         min_value=0,
         max_value=topo.MAX_VALUE,
         initial=100,
-        help_text="bank: every process's starting balance (token: one token at the first)",
+        label="initial value",
+        help_text=(
+            "bank: every process's starting balance; token: one token at the first process; diffusion: the jobs"
+            " the first process starts with; philosophers: not used (forks are placed by the rule)"
+        ),
     )
     name = forms.CharField(max_length=topo.MAX_NAME_LENGTH, required=False, help_text="default: kind and size")
 
@@ -467,7 +501,7 @@ def _pretty(value: Any) -> str:
 
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "topology", "workload", "status", "rate", "created_at", "stopped_at", "created_by"]
+    list_display = ["id", "topology", "workload", "status", "rate", "epoch", "created_at", "stopped_at", "created_by"]
     list_filter = ["status", "workload"]
     list_select_related = ["topology", "created_by"]
     fields = [
@@ -478,6 +512,10 @@ class RunAdmin(ReadOnlyAdmin):
         "seed",
         "params",
         "expected_total",
+        "epoch",
+        "faults_shown",
+        "watchpoints_shown",
+        "restores_shown",
         "created_at",
         "stopped_at",
         "created_by",
@@ -489,21 +527,66 @@ class RunAdmin(ReadOnlyAdmin):
     def frozen_topology(self, run: Run) -> str:
         return _pretty(run.spec)
 
+    @admin.display(description="channel faults now")
+    def faults_shown(self, run: Run) -> str:
+        if not run.faults:
+            return "none: every channel is reliable and FIFO"
+        return _pretty(run.faults)
+
+    @admin.display(description="watchpoints")
+    def watchpoints_shown(self, run: Run) -> str:
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{}</a></li>',
+            (
+                (reverse("admin:snapshots_watchpoint_change", args=[w.pk]), str(w))
+                for w in run.watchpoints.order_by("id")
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "none"
+
+    @admin.display(description="restores")
+    def restores_shown(self, run: Run) -> str:
+        rows = format_html_join(
+            "",
+            "<li>{}: from snapshot {} (epoch {}; {} replayed, {} dropped)</li>",
+            (
+                (r.at.strftime("%Y-%m-%d %H:%M:%S"), r.snapshot_id, r.epoch, r.replayed_messages, r.dropped_frames)
+                for r in run.restores.order_by("id")
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "none"
+
 
 @admin.register(Snapshot)
 class SnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["id", "run", "initiator", "status", "started_at", "duration", "consistent"]
-    list_filter = ["status"]
+    list_display = [
+        "id",
+        "run",
+        "initiator",
+        "algorithm",
+        "status",
+        "started_at",
+        "duration",
+        "consistent",
+        "watchpoint",
+    ]
+    list_filter = ["status", "algorithm"]
     search_fields = ["initiator"]
     fields = [
         "run",
         "initiator",
+        "algorithm",
+        "epoch",
+        "watchpoint",
+        "trigger",
         "status",
         "reason",
         "started_at",
         "finished_at",
         "reported",
         "verdict_shown",
+        "properties_shown",
         "process_records",
         "channel_records",
         "export",
@@ -512,10 +595,9 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
     @admin.display(boolean=True)
     def consistent(self, snapshot: Snapshot) -> bool | None:
-        verdict = snapshot.verdict or {}
-        if not verdict:
+        if not snapshot.verdict:
             return None
-        return bool(verdict.get("consistent") and verdict.get("conserved"))
+        return services.is_sound(snapshot)
 
     def reported(self, snapshot: Snapshot) -> str:
         return (
@@ -526,6 +608,22 @@ class SnapshotAdmin(ReadOnlyAdmin):
     @admin.display(description="verdict")
     def verdict_shown(self, snapshot: Snapshot) -> str:
         return _pretty(snapshot.verdict)
+
+    @admin.display(description="stable properties")
+    def properties_shown(self, snapshot: Snapshot) -> str:
+        if not snapshot.properties:
+            return "none yet (they are judged when the snapshot completes)"
+        holds = {True: "holds", False: "does not hold", None: "n/a"}
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (name, holds.get(found.get("holds"), "?"), found.get("detail", ""))
+                for name, found in snapshot.properties.items()
+                if isinstance(found, dict)
+            ),
+        )
+        return format_html("<table><tr><th>property</th><th></th><th>why</th></tr>{}</table>", rows)
 
     def process_records(self, snapshot: Snapshot) -> str:
         records = snapshot.process_records.order_by("id")[:SHOWN_RECORDS]
@@ -560,3 +658,146 @@ class SnapshotAdmin(ReadOnlyAdmin):
         url = reverse("api:snapshot-detail", args=[snapshot.pk])
         links = ((f"{url}?format={fmt}", fmt.upper()) for fmt in ("json", "csv", "ndjson"))
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+
+@admin.register(Restore)
+class RestoreAdmin(ReadOnlyAdmin):
+    """Restores happen through the product (API, CLI, dashboard); here they are only read."""
+
+    list_display = ["id", "run", "snapshot", "epoch", "at", "replayed_messages", "dropped_frames", "requested_by"]
+    list_select_related = ["requested_by"]
+    fields = list_display[1:]
+    readonly_fields = fields
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A restore is part of its run's history: whoever reads runs reads restores.
+        return request.user.has_perm("snapshots.view_run")
+
+
+# --- watchpoints --------------------------------------------------------------------------
+
+
+class WatchpointAddForm(forms.ModelForm):
+    """A new watchpoint, made by ``watch.add_watchpoint`` when the form is judged.
+
+    The service is the one judge of a watchpoint (the condition parsed and pointed at
+    its mistake, the process, the cool-down, the run's limit) and it tells the workers;
+    so the form asks it to make the watchpoint, and shows its refusal as the form's error.
+    """
+
+    class Meta:
+        model = Watchpoint
+        fields = ["run", "process", "condition", "mode", "cooldown_s", "algorithm"]
+
+    user: Any = None
+    created: Watchpoint | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.created = watch.add_watchpoint(
+                data["run"],
+                data["condition"],
+                process=data.get("process") or None,
+                mode=data["mode"],
+                cooldown_s=data["cooldown_s"],
+                algorithm=data["algorithm"],
+                user=self.user,
+            )
+        except services.ServiceError as exc:
+            raise ValidationError(str(exc)) from None
+        return data
+
+
+class WatchpointChangeForm(forms.ModelForm):
+    """What may change of a watchpoint: when it fires and how it snapshots. Its condition
+    is what it is: to watch something else, add a new one (its hits stay with the old)."""
+
+    cooldown_s = forms.FloatField(
+        label="cooldown (s)",
+        min_value=0.1,
+        max_value=watch.MAX_COOLDOWN,
+        help_text="With mode every: seconds between two triggered snapshots.",
+    )
+
+    class Meta:
+        model = Watchpoint
+        fields = ["mode", "cooldown_s", "algorithm", "enabled"]
+
+
+@admin.register(Watchpoint)
+class WatchpointAdmin(admin.ModelAdmin):
+    """Watchpoints steer a run, so operators (the control permission) manage them."""
+
+    list_display = ["id", "run", "process_shown", "condition", "kind", "mode", "algorithm", "enabled", "hits"]
+    list_filter = ["enabled", "kind", "mode", "algorithm"]
+    list_select_related = ["run"]
+    search_fields = ["condition", "process"]
+    shown = ["kind", "hits", "last_hit_at", "triggered", "created_at", "created_by"]
+
+    @admin.display(description="process")
+    def process_shown(self, w: Watchpoint) -> str:
+        return w.process or "every process"
+
+    @admin.display(description="snapshots it triggered")
+    def triggered(self, w: Watchpoint) -> str:
+        links = (
+            (reverse("admin:snapshots_snapshot_change", args=[s.pk]), f"{s.pk} ({s.status})")
+            for s in w.snapshots.order_by("id")
+        )
+        return format_html_join(", ", '<a href="{}">{}</a>', links) or "none yet"
+
+    def get_form(self, request: HttpRequest, obj: Watchpoint | None = None, change: bool = False, **kwargs: Any) -> Any:
+        kwargs["form"] = WatchpointChangeForm if obj is not None else WatchpointAddForm
+        form = super().get_form(request, obj, change, **kwargs)
+        form.user = request.user
+        return form
+
+    def get_fields(self, request: HttpRequest, obj: Watchpoint | None = None) -> list[str]:
+        if obj is None:
+            return list(WatchpointAddForm.Meta.fields)
+        return ["run", "process", "condition", *WatchpointChangeForm.Meta.fields, *self.shown]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Watchpoint | None = None) -> list[str]:
+        return ["run", "process", "condition", *self.shown] if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "run":
+            # Nothing is left to watch on a stopped run.
+            kwargs["queryset"] = Run.objects.exclude(status=Run.Status.STOPPED).select_related("topology")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Watchpoint:
+        if not change:
+            return form.created  # made (and told to the workers) while the form was judged
+        return form.save(commit=False)
+
+    def save_model(self, request: HttpRequest, obj: Watchpoint, form: Any, change: bool) -> None:
+        if change:
+            obj.save()
+            watch.publish_watchpoints(obj.run)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:  # a new one has nothing related, and was saved by the service
+            super().save_related(request, form, formsets, change)
+
+    def delete_model(self, request: HttpRequest, obj: Watchpoint) -> None:
+        watch.remove_watchpoint(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Watchpoint]) -> None:
+        for watchpoint in queryset.select_related("run"):
+            watch.remove_watchpoint(watchpoint)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("snapshots.view_run")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("snapshots.control_run")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("snapshots.control_run")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("snapshots.control_run")

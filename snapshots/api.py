@@ -1,4 +1,5 @@
-"""The REST API: topologies, runs, snapshot history and event logs.
+"""The REST API: topologies, runs, snapshot history and event logs; restores, watchpoints,
+channel faults and snapshot comparison.
 
 Every change goes through ``snapshots.services`` ;
 views only check who asks (``permissions.py``), parse, and pick a format. Every refusal
@@ -17,13 +18,20 @@ from django.db.models import Count, ProtectedError, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiRequest,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,7 +40,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from snapshots import exports, services
+from snapshots import exports, recovery, services, watch
 from snapshots import serializers as s
 from snapshots import topology as topo
 from snapshots.models import Run, Snapshot, Topology
@@ -129,6 +137,9 @@ class ApiView(APIView):
         # An unknown format is reported after authentication, so an anonymous request
         # always learns first that it must sign in.
         try:
+            if request.query_params.get("format") == "":
+                # DRF would read an empty format as "none given"; it is a format asked for.
+                raise exceptions.NotAcceptable()
             return super().perform_content_negotiation(request, force)
         except (Http404, exceptions.NotAcceptable):
             formats = ", ".join(r.format for r in self.get_renderers())
@@ -268,6 +279,12 @@ class NewestFirst(StrictPageSize, CursorPagination):
     max_page_size = 500
 
 
+WATCHPOINT_ID = OpenApiParameter(
+    "watchpoint", OpenApiTypes.INT, OpenApiParameter.PATH, description="the watchpoint's id"
+)
+FAULTS_BODY = OpenApiRequest(s.FAULTS_BY_CHANNEL_SCHEMA)
+FAULTS_ANSWER = OpenApiResponse(s.FAULTS_BY_CHANNEL_SCHEMA, description='the faults in force, by "p1→p2"')
+
 SNAPSHOT_FORMATS = [JSONRenderer, exports.CSVRenderer, exports.NDJSONRenderer]
 SNAPSHOT_STREAMS = {
     (200, exports.CSV_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description="every record, streamed"),
@@ -299,13 +316,16 @@ class RunViewSet(ApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     serializer_class = s.RunSerializer
     lookup_value_regex = ID_PATTERN
     pagination_class = NewestFirst
-    controls = {"create", "stop", "pause", "resume"}
+    controls = {"create", "stop", "pause", "resume", "restore"}
+    # Read by viewers, written by operators: restores, watchpoints and faults steer a run.
+    controlled_writes = {"snapshots", "watchpoints", "watchpoint", "faults"}
 
     def get_permissions(self) -> list[BasePermission]:
-        if self.action in self.controls or (self.action == "snapshots" and self.request.method == "POST"):
+        writes = self.request.method not in SAFE_METHODS
+        if self.action in self.controls or (self.action in self.controlled_writes and writes):
             return [Control()]
-        if self.action in ("snapshots", "events"):
-            return [Read("snapshots.view_snapshot" if self.action == "snapshots" else "snapshots.view_run")]
+        if self.action == "snapshots":
+            return [Read("snapshots.view_snapshot")]
         return [Read("snapshots.view_run")]
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -373,8 +393,11 @@ class RunViewSet(ApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     )
     @extend_schema(
         methods=["POST"],
-        summary="Take a snapshot of the run, starting at a process",
+        summary="Take a snapshot of the run, starting at a process, with either algorithm",
         request=s.SnapshotTriggerSerializer,
+        examples=[
+            OpenApiExample("Lai–Yang from p2", value={"initiator": "p2", "algorithm": "lai-yang"}, request_only=True)
+        ],
         responses={201: s.SnapshotSummarySerializer, **errors(400, 404, 503)},
     )
     @action(detail=True, methods=["get", "post"], renderer_classes=SNAPSHOT_FORMATS)
@@ -385,7 +408,8 @@ class RunViewSet(ApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         form = s.SnapshotTriggerSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         services.check_cluster()
-        snapshot = services.start_snapshot(run, form.validated_data.get("initiator"), user=request.user)
+        given = form.validated_data
+        snapshot = services.start_snapshot(run, given.get("initiator"), user=request.user, algorithm=given["algorithm"])
         url = reverse("api:snapshot-detail", args=[snapshot.pk], request=request)
         return Response(
             s.SnapshotSummarySerializer(snapshot).data, status=status.HTTP_201_CREATED, headers={"Location": url}
@@ -418,6 +442,138 @@ class RunViewSet(ApiView, mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return response
         return Response({"run": run.pk, "events": events})
 
+    @extend_schema(
+        summary="Restore the run to the global state one of its snapshots recorded",
+        description=(
+            "Every process goes back to its recorded state and every channel's recorded messages are "
+            "delivered again, before anything new; frames in flight are dropped. The run keeps its "
+            "status (running or paused) and moves to a new epoch. Only a complete, consistent snapshot "
+            "of this run can be restored. Takes up to about 10 s while the workers let go of the run."
+        ),
+        request=s.RestoreRequestSerializer,
+        examples=[OpenApiExample("back to snapshot 7", value={"snapshot": 7}, request_only=True)],
+        responses={201: s.RestoreSerializer, **errors(400, 404, 503)},
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        form = s.RestoreRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        record = recovery.restore_run(run, form.validated_data["snapshot"], user=request.user)
+        return Response(record.to_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The run's restores, oldest first", responses={200: s.RestoreSerializer(many=True), **errors(404)}
+    )
+    @action(detail=True, methods=["get"])
+    def restores(self, request: Request, pk: str) -> Response:
+        return Response(recovery.restores_of(self.get_object()))
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The run's watchpoints (disabled ones too)",
+        responses={200: s.WatchpointSerializer(many=True), **errors(404)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a watchpoint: a process snapshots itself when the condition comes true",
+        description=(
+            "A *state* condition (`balance < 10`) is tried on the process's state after each step and fires "
+            "when it turns true; an *event* condition (it mentions `msg` or `src`: "
+            "`src == 'p1' and msg.amount > 50`) is tried on each application message the process applies. "
+            "The process then initiates a snapshot with the watchpoint's algorithm in that very step; the "
+            "snapshot names the watchpoint and what it saw (`trigger`). A condition that does not parse is "
+            "refused with the column of the mistake."
+        ),
+        request=s.WatchpointCreateSerializer,
+        examples=[
+            OpenApiExample("p2 runs low", value={"condition": "balance < 10", "process": "p2"}, request_only=True),
+            OpenApiExample(
+                "every big transfer from p1",
+                value={"condition": "src == 'p1' and msg.amount > 50", "mode": "every", "cooldown_s": 10},
+                request_only=True,
+            ),
+        ],
+        responses={201: s.WatchpointSerializer, **errors(400, 404, 503)},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def watchpoints(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        if request.method == "GET":
+            return Response([w.to_dict() for w in run.watchpoints.order_by("id")])
+        form = s.WatchpointCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        given = form.validated_data
+        watchpoint = watch.add_watchpoint(
+            run,
+            given["condition"],
+            process=given.get("process"),
+            mode=given["mode"],
+            cooldown_s=given["cooldown_s"],
+            algorithm=given["algorithm"],
+            user=request.user,
+        )
+        return Response(watchpoint.to_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="One watchpoint, with its hits",
+        operation_id="runs_watchpoint_retrieve",
+        parameters=[WATCHPOINT_ID],
+        responses={200: s.WatchpointSerializer, **errors(404)},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove a watchpoint (the snapshots it triggered stay)",
+        operation_id="runs_watchpoint_destroy",
+        parameters=[WATCHPOINT_ID],
+        responses={204: None, **errors(404, 503)},
+    )
+    @action(detail=True, methods=["get", "delete"], url_path=rf"watchpoints/(?P<watchpoint>{ID_PATTERN})")
+    def watchpoint(self, request: Request, pk: str, watchpoint: str) -> Response:
+        run = self.get_object()
+        found = run.watchpoints.filter(pk=int(watchpoint)).first()
+        if found is None:
+            raise exceptions.NotFound(f"run {run.pk} has no watchpoint {watchpoint}")
+        if request.method == "GET":
+            return Response(found.to_dict())
+        watch.remove_watchpoint(found)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The channel faults in force on the run",
+        description='By channel `"p1→p2"`; a channel not listed is a plain reliable FIFO channel.',
+        responses={200: FAULTS_ANSWER, **errors(404)},
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change the faults of some channels while the run runs",
+        description=(
+            'Give the channels to change, by `"p1→p2"` (`"p1->p2"` is read too); each gets exactly the '
+            "settings given, and `{}` makes it plain again. Channels not named keep theirs. `delay_ms` "
+            "(0–10000) delays every frame; `reorder` makes the channel non-FIFO (frames overtake each "
+            "other, and the receiver applies them in arrival order); `loss` (0–0.9) drops transmissions, "
+            "which the sender retransmits. Answers with the faults now in force on the whole run."
+        ),
+        request=FAULTS_BODY,
+        examples=[
+            OpenApiExample(
+                "make p1→p2 slow, lossy and non-FIFO",
+                value={"p1→p2": {"delay_ms": 100, "reorder": True, "loss": 0.2}},
+                request_only=True,
+            ),
+            OpenApiExample("make p1→p2 plain again", value={"p1→p2": {}}, request_only=True),
+        ],
+        responses={200: FAULTS_ANSWER, **errors(400, 404, 503)},
+    )
+    @action(detail=True, methods=["get", "patch"])
+    def faults(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        if request.method == "GET":
+            return Response(run.faults)
+        return Response(services.set_channel_faults(run, s.fault_changes(request.data)))
+
 
 # --- snapshots ----------------------------------------------------------------------------
 
@@ -436,6 +592,8 @@ def snapshot_history(
         "run_id": filters.get("run"),
         "status": filters.get("status"),
         "initiator": filters.get("initiator"),
+        "algorithm": filters.get("algorithm"),
+        "watchpoint_id": filters.get("watchpoint"),
         "started_at__gte": filters.get("started_after"),
         "started_at__lt": filters.get("started_before"),
     }
@@ -491,6 +649,27 @@ class SnapshotViewSet(ApiView, viewsets.ReadOnlyModelViewSet):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         return snapshot_history(self, self.get_queryset(), request)
+
+    @extend_schema(
+        summary="Compare two snapshots of one run: what changed per process and per channel",
+        description=(
+            "`a` is usually the earlier snapshot and `b` the later one. Both must be complete and of the same run."
+        ),
+        parameters=[s.CompareQuerySerializer],
+        responses={200: s.ComparisonSerializer, **errors(400, 404)},
+    )
+    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer])
+    def compare(self, request: Request) -> Response:
+        query = s.CompareQuerySerializer(data=query_of(request))
+        query.is_valid(raise_exception=True)
+        a, b = (self._snapshot(query.validated_data[key]) for key in ("a", "b"))
+        return Response(services.compare_snapshots(a, b))
+
+    def _snapshot(self, snapshot_id: int) -> Snapshot:
+        snapshot = Snapshot.objects.filter(pk=snapshot_id).first()
+        if snapshot is None:
+            raise exceptions.NotFound(f"no snapshot with id {snapshot_id}")
+        return snapshot
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         snapshot = self.get_object()

@@ -29,6 +29,8 @@ SCHEMA_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "snapshots.models.Run.Status",
         "SnapshotStatusEnum": "snapshots.models.Snapshot.Status",
+        "AlgorithmEnum": "snapshots.models.ALGORITHMS",
+        "SideEnum": "snapshots.serializers.SIDES",
     },
 }
 public = {"permission_classes": [AllowAny]}

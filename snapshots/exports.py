@@ -32,20 +32,25 @@ CSV_MEDIA_TYPE = "text/csv"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 SHIVIZ_MEDIA_TYPE = "text/plain"
 
-CSV_COLUMNS = [
-    "snapshot",
-    "run",
+# Every row starts with what it belongs to: the snapshot, how it was taken and what was
+# found in it (each stable property: true, false, or empty where it does not apply),
+# so one row read on its own — or a filtered spreadsheet — still says all that.
+SNAPSHOT_COLUMNS = ["snapshot", "run", "algorithm", "epoch", "watchpoint", "trigger"]
+PROPERTY_COLUMNS = ["conservation", "termination", "deadlock"]
+RECORD_COLUMNS = [
     "kind",
     "process",
     "state",
     "sent",
     "received",
+    "received_above",
     "clock",
     "src",
     "dst",
     "seq",
     "payload",
 ]
+CSV_COLUMNS = [*SNAPSHOT_COLUMNS, *PROPERTY_COLUMNS, *RECORD_COLUMNS]
 
 # Paste the log into ShiViz with this "log parsing regular expression" (ShiViz's default).
 SHIVIZ_REGEX = r"(?<event>.*)\n(?<host>\S*) (?<clock>{.*})"
@@ -102,17 +107,24 @@ def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def _holds(properties: dict[str, Any] | None, name: str) -> str:
+    holds = (properties or {}).get(name, {}).get("holds")
+    return "" if holds is None else str(holds).lower()
+
+
 def csv_rows(data: dict[str, Any]) -> Iterator[list[Any]]:
     """One row per process record and one per recorded channel message of one snapshot."""
+    head = [data["id"], data["run"], data["algorithm"], data["epoch"], data["watchpoint"] or "", data["trigger"] or ""]
+    head += [_holds(data["properties"], name) for name in PROPERTY_COLUMNS]
     for p in data["processes"]:
         yield [
-            data["id"],
-            data["run"],
+            *head,
             "process",
             p["process"],
             _dump(p["state"]),
             _dump(p["sent"]),
             _dump(p["received"]),
+            _dump(p.get("received_above", {})),
             _dump(p["clock"]),
             "",
             "",
@@ -121,20 +133,7 @@ def csv_rows(data: dict[str, Any]) -> Iterator[list[Any]]:
         ]
     for c in data["channels"]:
         for m in c["messages"]:
-            yield [
-                data["id"],
-                data["run"],
-                "message",
-                "",
-                "",
-                "",
-                "",
-                "",
-                c["src"],
-                c["dst"],
-                m["seq"],
-                _dump(m["payload"]),
-            ]
+            yield [*head, "message", "", "", "", "", "", "", c["src"], c["dst"], m["seq"], _dump(m["payload"])]
 
 
 def csv_lines(snapshots: Iterable[Snapshot]) -> Iterator[str]:

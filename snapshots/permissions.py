@@ -4,7 +4,8 @@ DRF's default is AllowAny, so every view names its permissions here, one per act
 
 * read (viewer role): the model's ``view_*`` permission, or nobody at all when
   ``CUTLINE["PUBLIC_READ"]`` opens read-only access to anonymous visitors;
-* control (operator role): ``snapshots.control_run`` — start, pause, stop, snapshot;
+* control (operator role): ``snapshots.control_run`` — start, pause, stop, snapshot,
+  restore, add or remove watchpoints, change channel faults;
 * manage (staff role): ``is_staff`` *and* the model's add/change/delete permission.
 
 The roles themselves (groups holding these permissions) are defined in ``roles.py``.
@@ -36,7 +37,7 @@ class Read(BasePermission):
 
 
 class Control(BasePermission):
-    """Changing a run: start, pause, resume, stop, take a snapshot."""
+    """Changing a run: start, pause, resume, stop, snapshot, restore, watchpoints, faults."""
 
     perm = "snapshots.control_run"
     message = f"this needs the operator role (permission {perm})"

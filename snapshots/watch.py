@@ -104,7 +104,13 @@ def publish_watchpoints(run: Run) -> None:
         }
         for w in run.watchpoints.filter(enabled=True).order_by("id")
     ]
-    services.store().update_run(run.pk, watchpoints=specs)
+    store = services.store()
+    for spec in specs:
+        if spec["mode"] == Watchpoint.Mode.ONCE:
+            # Enabled again after it fired (say, in the admin): it may fire once more.
+            # If it is firing right now, the database still lets only one snapshot through.
+            store.reset_watch(run.pk, spec["id"])
+    store.update_run(run.pk, watchpoints=specs)
     _announce(run)
 
 

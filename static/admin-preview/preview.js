@@ -9,13 +9,20 @@
   // Past this many channels arrows become noise and cost: draw plain straight lines.
   const ARROWS_MAX = 600;
 
+  // A process's initial value is its one key besides the name: balance, tokens, jobs or forks.
+  function initialValue(process) {
+    const key = Object.keys(process).find((k) => k !== "name");
+    return key === undefined ? 0 : process[key];
+  }
+
   function elements(topology) {
-    const key = topology.workload === "token" ? "tokens" : "balance";
     const nodes = topology.processes.map((p) => ({
-      data: { id: p.name, label: `${p.name}\n${p[key] ?? 0}` },
+      data: { id: p.name, label: `${p.name}\n${initialValue(p)}` },
     }));
-    const edges = topology.channels.map(([src, dst]) => ({
+    // A channel with fault settings (delay, reorder, loss) is drawn dashed.
+    const edges = topology.channels.map(([src, dst, faults]) => ({
       data: { id: `${src}->${dst}`, source: src, target: dst },
+      classes: faults && Object.keys(faults).length ? "faulty" : "",
     }));
     return nodes.concat(edges);
   }
@@ -42,6 +49,7 @@
           ? { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#999", "target-arrow-color": "#999" }
           : { width: 0.5, "curve-style": "haystack", "line-color": "#bbb" },
       },
+      { selector: "edge.faulty", style: { "line-style": "dashed", "line-color": "#c0392b", "target-arrow-color": "#c0392b" } },
     ];
   }
 

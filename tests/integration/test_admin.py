@@ -1,4 +1,5 @@
-"""The admin: topologies by hand, by generator and from JSON; runs and snapshots read-only."""
+"""The admin: topologies by hand, by generator and from JSON (channel faults too);
+watchpoints through the service; runs, snapshots and restores read-only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
@@ -15,8 +17,14 @@ from django.test import Client
 from snapshots import admin as topology_admin
 from snapshots import services
 from snapshots import topology as topo
-from snapshots.models import Run, Snapshot, Topology
-from tests.integration.test_api_support import make_finished_snapshot, make_run, make_topology, make_user
+from snapshots.models import Restore, Run, Snapshot, Topology, Watchpoint
+from tests.integration.test_api_support import (
+    live_cluster,
+    make_finished_snapshot,
+    make_run,
+    make_topology,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +80,19 @@ def as_stored(topology: Topology) -> dict[str, Any]:
         ),
         **inline(
             "channels",
-            [{"id": c.pk, "topology": topology.pk, "src_name": c.src.name, "dst_name": c.dst.name} for c in channels],
+            [
+                {
+                    "id": c.pk,
+                    "topology": topology.pk,
+                    "src_name": c.src.name,
+                    "dst_name": c.dst.name,
+                    "delay_ms": c.delay_ms,
+                    "loss": c.loss,
+                    # An unticked box is not sent at all.
+                    **({"reorder": "on"} if c.reorder else {}),
+                }
+                for c in channels
+            ],
             initial=len(channels),
         ),
     }
@@ -299,3 +319,155 @@ def test_only_staff_reach_the_admin(role: str, status: int) -> None:
 def test_the_inline_limit_counts_processes_and_channels() -> None:
     assert not topology_admin.is_large(make_topology("ring3"))
     assert topology_admin.is_large(make_topology("ring-300", 300))
+
+
+# --- issue 5: channel faults, new workloads, watchpoints, restores ------------------------
+
+
+def test_a_channel_row_holds_its_fault_settings(staff: Client) -> None:
+    data = by_hand("faulty", [("a", 10), ("b", 20)], [("a", "b"), ("b", "a")])
+    data.update({"channels-0-delay_ms": "150", "channels-0-reorder": "on", "channels-1-loss": "0.2"})
+    response = staff.post(ADD_URL, data)
+    assert response.status_code == 302, errors_of(response)
+    topology = Topology.objects.get(name="faulty")
+    assert topology.to_dict()["channels"] == [["a", "b", {"delay_ms": 150, "reorder": True}], ["b", "a", {"loss": 0.2}]]
+    page = staff.get(f"/admin/snapshots/topology/{topology.pk}/change/").content.decode()
+    assert 'name="channels-0-delay_ms" value="150"' in page and 'name="channels-1-loss" value="0.2"' in page
+
+    # Clearing the settings makes the channel plain again; untouched rows keep theirs.
+    stored = as_stored(topology)
+    stored.update({"channels-0-delay_ms": "0"})
+    stored.pop("channels-0-reorder")
+    assert staff.post(f"/admin/snapshots/topology/{topology.pk}/change/", stored).status_code == 302
+    assert topology.to_dict()["channels"] == [["a", "b"], ["b", "a", {"loss": 0.2}]]
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"channels-0-loss": "0.95"}, "channel a→b: loss must be a fraction from 0 to 0.9"),
+        ({"channels-0-delay_ms": "-1"}, "channel a→b: delay_ms must be a whole number of milliseconds"),
+        ({"channels-0-delay_ms": "20000"}, "from 0 to 10000"),
+    ],
+)
+def test_bad_fault_settings_are_refused_naming_the_channel(
+    staff: Client, settings: dict[str, str], problem: str
+) -> None:
+    data = {**by_hand("bad", [("a", 1), ("b", 1)], [("a", "b"), ("b", "a")]), **settings}
+    response = staff.post(ADD_URL, data)
+    assert response.status_code == 200
+    shown = " ".join(str(e) for f in response.context["inline_admin_formsets"] for e in f.formset.errors)
+    assert problem in shown, shown
+    assert not Topology.objects.filter(name="bad").exists()
+
+
+def test_the_new_workloads_can_be_chosen_built_and_generated(staff: Client) -> None:
+    page = staff.get(ADD_URL).content.decode()
+    assert '<option value="diffusion">' in page and '<option value="philosophers">' in page
+    data = by_hand("spread", [("a", 30), ("b", 0)], [("a", "b"), ("b", "a")], workload="diffusion")
+    assert staff.post(ADD_URL, data).status_code == 302
+    assert Topology.objects.get(name="spread").to_dict()["processes"] == [
+        {"name": "a", "jobs": 30},
+        {"name": "b", "jobs": 0},
+    ]
+    response = staff.post(
+        "/admin/snapshots/topology/generate/",
+        {"kind": "ring2", "processes": 5, "workload": "philosophers", "balance": 0, "name": "table"},
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    forks = [p["forks"] for p in Topology.objects.get(name="table").to_dict()["processes"]]
+    assert sum(forks) == 5  # one fork between each two neighbours round the table
+
+
+def test_philosophers_that_start_with_the_wrong_forks_are_refused(staff: Client) -> None:
+    data = by_hand("table", [("a", 2), ("b", 0)], [("a", "b"), ("b", "a")], workload="philosophers")
+    response = staff.post(ADD_URL, data)
+    assert response.status_code == 200 and "a: forks must be 1, not 2" in errors_of(response)
+
+
+@pytest.fixture
+def live_run(redis_url: str) -> Any:
+    """A run started for real (its meta in Redis, where the workers read watchpoints)."""
+    with live_cluster():
+        yield services.start_run(make_topology("ring3"), "bank", 1.0, seed=1)
+
+
+WATCH_ADD_URL = "/admin/snapshots/watchpoint/add/"
+
+
+def _new_watchpoint(run: Run, condition: str, **fields: Any) -> dict[str, Any]:
+    given = {"process": "", "mode": "once", "cooldown_s": 5, "algorithm": "chandy-lamport", **fields}
+    return {"run": run.pk, "condition": condition, **given}
+
+
+def test_a_watchpoint_made_in_the_admin_is_checked_and_given_to_the_workers(staff: Client, live_run: Run) -> None:
+    refused = staff.post(WATCH_ADD_URL, _new_watchpoint(live_run, "balance < < 10"))
+    assert refused.status_code == 200
+    error = " ".join(refused.context["adminform"].form.non_field_errors())
+    assert "condition 'balance < < 10': col" in error, error
+    assert b"balance &lt; &lt; 10" in refused.content and not Watchpoint.objects.exists()
+
+    wrong_process = staff.post(WATCH_ADD_URL, _new_watchpoint(live_run, "balance < 10", process="p9"))
+    assert "has no process 'p9'" in " ".join(wrong_process.context["adminform"].form.non_field_errors())
+
+    made = staff.post(WATCH_ADD_URL, _new_watchpoint(live_run, "balance < 10", process="p2", algorithm="lai-yang"))
+    assert made.status_code == 302
+    wp = Watchpoint.objects.get()
+    assert (wp.process, wp.kind, wp.algorithm, wp.created_by.username) == ("p2", "state", "lai-yang", "staff-user")
+    published = services.store().run_meta(live_run.pk)["watchpoints"]
+    assert [(w["id"], w["process"], w["condition"]) for w in published] == [(wp.pk, "p2", "balance < 10")]
+
+    url = f"/admin/snapshots/watchpoint/{wp.pk}/change/"
+    page = staff.get(url).content.decode()
+    assert 'name="condition"' not in page and "balance &lt; 10" in page  # the condition is what it is
+    changed = staff.post(url, {"mode": "every", "cooldown_s": "2", "algorithm": "chandy-lamport"})  # enabled: off
+    assert changed.status_code == 302
+    wp.refresh_from_db()
+    assert (wp.mode, wp.cooldown_s, wp.enabled) == ("every", 2.0, False)
+    assert services.store().run_meta(live_run.pk)["watchpoints"] == []  # the workers stop watching
+
+    assert staff.post(f"/admin/snapshots/watchpoint/{wp.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Watchpoint.objects.exists()
+
+
+def test_a_watchpoint_is_only_for_a_run_still_going(staff: Client, live_run: Run) -> None:
+    stopped = make_run(live_run.topology, status=Run.Status.STOPPED)
+    page = staff.get(WATCH_ADD_URL).content.decode()
+    assert f'<option value="{live_run.pk}">' in page and f'<option value="{stopped.pk}">' not in page
+
+
+def test_staff_without_the_control_permission_read_watchpoints_but_cannot_add_one(live_run: Run) -> None:
+    user = make_user("staff", "reader")
+    user.groups.clear()
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_run", "view_topology"]))
+    client = Client()
+    client.force_login(user)
+    assert client.get("/admin/snapshots/watchpoint/").status_code == 200
+    assert client.get(WATCH_ADD_URL).status_code == 403
+
+
+def test_restores_are_read_only_and_snapshots_show_how_they_were_taken(staff: Client) -> None:
+    run = make_run(make_topology())
+    wp = Watchpoint.objects.create(run=run, process="p1", condition="balance < 95", kind="state")
+    snapshot = make_finished_snapshot(run)
+    snapshot.algorithm, snapshot.watchpoint, snapshot.trigger = "lai-yang", wp, "balance = 90"
+    snapshot.properties = {
+        "conservation": {"holds": True, "detail": "300 of 300 conserved"},
+        "termination": {"holds": None, "detail": "the bank workload never ends"},
+        "deadlock": {"holds": False, "detail": "nobody waits for anybody", "cycle": []},
+    }
+    snapshot.save()
+    restore = Restore.objects.create(run=run, snapshot=snapshot, epoch=1, replayed_messages=1, dropped_frames=2)
+
+    page = staff.get(f"/admin/snapshots/snapshot/{snapshot.pk}/change/").content.decode()
+    for shown in ("Lai–Yang", "balance = 90", "300 of 300 conserved", "does not hold", "nobody waits for anybody"):
+        assert shown in page, shown
+    restores = staff.get("/admin/snapshots/restore/")
+    assert restores.status_code == 200 and str(snapshot.pk) in restores.content.decode()
+    detail = staff.get(f"/admin/snapshots/restore/{restore.pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    assert staff.get("/admin/snapshots/restore/add/").status_code == 403
+    assert staff.post(f"/admin/snapshots/restore/{restore.pk}/delete/", {"post": "yes"}).status_code == 403
+    run_page = staff.get(f"/admin/snapshots/run/{run.pk}/change/").content.decode()
+    assert f"from snapshot {snapshot.pk} (epoch 1; 1 replayed, 2 dropped)" in run_page
+    assert "watchpoint" in run_page and "balance &lt; 95" in run_page

@@ -1,8 +1,9 @@
 """Fuzzing the API from its own OpenAPI schema (schemathesis), in process over WSGI.
 
 Every operation gets valid and invalid requests generated from the schema, signed in
-as a user who holds every role, on a database with a topology, a run and a finished
-snapshot, and a worker heartbeat so runs and snapshots can really start. Each answer
+as a user who holds every role, on a database with a topology, a run with a watchpoint
+and two finished snapshots (to compare and to restore), and a worker heartbeat so runs
+and snapshots can really start. Each answer
 must not be a 5xx, must match the schema (status code, content type, body), invalid
 requests must be refused, and every operation must refuse the same request without
 credentials or with bad ones (schemathesis's ``ignored_auth`` check).
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from snapshots import watch
 from tests.integration.test_api_support import (
     live_cluster,
     make_finished_snapshot,
@@ -50,8 +52,10 @@ def world(db: None, redis_url: str) -> Iterator[None]:
     request_finished.disconnect(close_old_connections)
     try:
         with live_cluster():
-            topology = make_topology("ring3")
-            make_finished_snapshot(make_run(topology))
+            run = make_run(make_topology("ring3"))
+            make_finished_snapshot(run)
+            make_finished_snapshot(run, in_flight=2)
+            watch.add_watchpoint(run, "balance < 10")
             yield
     finally:
         request_started.connect(close_old_connections)

@@ -2,7 +2,8 @@
 
 anonymous → 401 (with ``WWW-Authenticate: Token``) unless public read-only viewing is on;
 signed in without a role → 403; viewer reads; operator also controls runs; staff also
-manages topologies. Session writes need the CSRF token; token writes do not.
+manages topologies. Session writes need the CSRF token; token writes do not. Restores,
+watchpoints and channel faults steer a run: operators change them, viewers read them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from snapshots import services, watch
 from snapshots import topology as topo
 from snapshots.models import Run, Topology
 from tests.integration.test_api_support import (
     live_cluster,
     make_finished_snapshot,
-    make_run,
     make_topology,
     make_user,
     token_client,
@@ -38,14 +39,26 @@ class World:
     spare: Topology  # free to change or delete: no runs
     run: Run
     snapshot_id: int
+    later_id: int  # a second snapshot of the run, to compare with the first
+    unsound_id: int  # a snapshot that cannot be restored: refused after the permission check
+    watchpoint_id: int
 
 
 @pytest.fixture
 def world(redis_url: str) -> Iterator[World]:
     with live_cluster():
         topology = make_topology("ring3")
-        run = make_run(topology)
-        yield World(topology, make_topology("spare"), run, make_finished_snapshot(run).pk)
+        run = services.start_run(topology, "bank", 1.0, seed=1)  # in Redis too: faults and watchpoints reach it
+        unsound = services.new_snapshot(run, "p1", "chandy-lamport")
+        yield World(
+            topology,
+            make_topology("spare"),
+            run,
+            make_finished_snapshot(run).pk,
+            make_finished_snapshot(run, in_flight=2).pk,
+            unsound.pk,
+            watch.add_watchpoint(run, "balance < 10").pk,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,11 @@ READS = [
     Action("read a snapshot", "get", "/api/snapshots/{snapshot}/"),
     Action("export a snapshot as CSV", "get", "/api/snapshots/{snapshot}/?format=csv"),
     Action("stream snapshots as NDJSON", "get", "/api/snapshots/?format=ndjson"),
+    Action("list a run's restores", "get", "/api/runs/{run}/restores/"),
+    Action("list a run's watchpoints", "get", "/api/runs/{run}/watchpoints/"),
+    Action("read a watchpoint", "get", "/api/runs/{run}/watchpoints/{watchpoint}/"),
+    Action("read a run's faults", "get", "/api/runs/{run}/faults/"),
+    Action("compare two snapshots", "get", "/api/snapshots/compare/?a={snapshot}&b={later}"),
 ]
 CONTROLS = [
     Action("start a run", "post", "/api/runs/", {"topology": "{topology}"}, 201),
@@ -75,6 +93,12 @@ CONTROLS = [
     Action("resume a run", "post", "/api/runs/{run}/resume/"),
     Action("stop a run", "post", "/api/runs/{run}/stop/"),
     Action("take a snapshot", "post", "/api/runs/{run}/snapshots/", {"initiator": "p2"}, 201),
+    Action("take a Lai–Yang snapshot", "post", "/api/runs/{run}/snapshots/", {"algorithm": "lai-yang"}, 201),
+    # Allowed, then refused for the snapshot it names (a real restore needs live workers).
+    Action("restore a run", "post", "/api/runs/{run}/restore/", {"snapshot": "{unsound}"}, 400),
+    Action("add a watchpoint", "post", "/api/runs/{run}/watchpoints/", {"condition": "balance > 500"}, 201),
+    Action("remove a watchpoint", "delete", "/api/runs/{run}/watchpoints/{watchpoint}/", None, 204),
+    Action("change a run's faults", "patch", "/api/runs/{run}/faults/", {"p1→p2": {"delay_ms": 20}}),
 ]
 MANAGES = [
     Action("create a topology", "post", "/api/topologies/", topo.ring(3, name="new"), 201),
@@ -90,11 +114,19 @@ ALLOWED = {
 
 
 def call(client: APIClient, action: Action, world: World) -> Any:
-    ids = {"topology": world.topology.pk, "spare": world.spare.pk, "run": world.run.pk, "snapshot": world.snapshot_id}
+    ids = {
+        "topology": world.topology.pk,
+        "spare": world.spare.pk,
+        "run": world.run.pk,
+        "snapshot": world.snapshot_id,
+        "later": world.later_id,
+        "unsound": world.unsound_id,
+        "watchpoint": world.watchpoint_id,
+    }
     url = action.url.format(**ids)
     body = action.body
-    if isinstance(body, dict) and body.get("topology") == "{topology}":
-        body = {"topology": world.topology.pk}
+    if isinstance(body, dict):
+        body = {key: ids[value[1:-1]] if value in ("{topology}", "{unsound}") else value for key, value in body.items()}
     return getattr(client, action.method)(url, body, format="json")
 
 

@@ -96,9 +96,9 @@ def make_finished_snapshot(run: Run, initiator: str = "p1", in_flight: int = 1) 
             else []
         )
         ChannelRecord.objects.create(snapshot=snapshot, src=src, dst=dst, messages=messages, closed_at=now)
-    snapshot.verdict = services.verdict_of(
-        run, [r.to_dict() for r in snapshot.process_records.all()], [r.to_dict() for r in snapshot.channel_records.all()]
-    )
+    process_records = [r.to_dict() for r in snapshot.process_records.all()]
+    channel_records = [r.to_dict() for r in snapshot.channel_records.all()]
+    snapshot.verdict = services.verdict_of(run, process_records, channel_records)
     snapshot.finished_at = datetime.now(UTC)
     snapshot.save(update_fields=["verdict", "finished_at"])
     return snapshot

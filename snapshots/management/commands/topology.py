@@ -33,9 +33,9 @@ class Command(BaseCommand):
 
     def do_list(self, opts: dict[str, Any]) -> None:
         rows = Topology.objects.order_by("name")
-        self.stdout.write(f"{'name':<24} {'workload':<8} {'processes':>9} {'channels':>8}")
+        self.stdout.write(f"{'name':<24} {'workload':<12} {'processes':>9} {'channels':>8}")
         for t in rows:
-            self.stdout.write(f"{t.name:<24} {t.workload:<8} {t.processes.count():>9} {t.channels.count():>8}")
+            self.stdout.write(f"{t.name:<24} {t.workload:<12} {t.processes.count():>9} {t.channels.count():>8}")
 
     def do_import(self, opts: dict[str, Any]) -> None:
         path = opts["file"]
