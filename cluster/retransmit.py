@@ -4,11 +4,13 @@ A lossy channel (``loss`` > 0, see ``cluster/links.py``) drops transmissions at 
 the sender cannot tell which. What it can see is its channel's log (``cluster/store.py``):
 every frame it sent stays there until the receiver acknowledges it, and the receiver
 acknowledges a lossy channel's frames in the same commit that applies them
-(``StepCommit.acks``). So every :data:`RETRANSMIT_INTERVAL` the sender's worker looks
+(``StepCommit.acks``) — including frames it holds behind a gap, so only the gap itself
+is resent (selective repeat). So every :data:`RETRANSMIT_INTERVAL` the sender's worker looks
 at the logs of its processes' lossy outgoing channels and sends again every frame that
 has waited longer than its retransmission timeout — which starts at the channel's
 longest delay plus :data:`BASE_TIMEOUT` and doubles on every retry, up to
-:data:`MAX_TIMEOUT`, so a slow receiver is not flooded. A retransmission can be lost
+:data:`MAX_TIMEOUT`, and at most :data:`MAX_BURST` frames per channel go per look, so
+a slow or backlogged receiver is not flooded with copies. A retransmission can be lost
 too; one that arrives after all is dropped by the receiver as a duplicate (by seq).
 Markers travel the same way, so a snapshot still finishes on a lossy link.
 """
@@ -25,6 +27,7 @@ from cluster.runtime import Node
 RETRANSMIT_INTERVAL = 0.25  # seconds between looks at the lossy channels' logs
 BASE_TIMEOUT = 0.4  # seconds, on top of the channel's own delay, before the first retry
 MAX_TIMEOUT = 4.0
+MAX_BURST = 50  # frames per channel per look
 
 
 @dataclass
@@ -61,9 +64,12 @@ class Retransmitter:
                     fault = node.links.fault(run_id, src, dst)
                     if fault is None or not fault.loss:
                         continue
+                    burst = 0
                     for sent_at, frame in node.store.channel_log(run_id, src, dst):
                         key = (run_id, src, dst, frame["seq"])
                         seen.add(key)
+                        if burst >= MAX_BURST:
+                            continue
                         first_timeout = fault.max_delay() + BASE_TIMEOUT
                         pending = self.pending.setdefault(key, Pending(sent_at + first_timeout, first_timeout))
                         if now < pending.due:
@@ -73,6 +79,7 @@ class Retransmitter:
                         pending.due = now + pending.timeout
                         retries[channel_name(src, dst)] += 1
                         frames.append(frame)
+                        burst += 1
             if frames:
                 node.send(run_id, frames)
                 resent += len(frames)

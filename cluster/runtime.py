@@ -339,7 +339,9 @@ class Node:
         for src in proc.incoming:
             if run.faults.get(f"{src}→{proc.name}", {}).get("loss"):
                 receiver = proc.receivers[src]
-                acks.append((src, receiver.last, tuple(sorted(receiver.above))))
+                # Held frames (behind a gap) are in hand too: persisted with the process,
+                # they need no resending — only the gap does.
+                acks.append((src, receiver.last, tuple(sorted(set(receiver.above) | set(receiver.held)))))
         return tuple(acks)
 
     def _process(self, run_id: int, name: str) -> Process | None:

@@ -204,29 +204,19 @@ def _do_restore(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
 
 
 def _do_watch(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
-    from snapshots.events import announce_watchpoints
     from snapshots.watch import add_watchpoint
 
+    # The other pages are told by the service itself (``watch.publish_watchpoints``),
+    # whoever changes the watchpoints: the dashboard, the API, the CLI or the admin.
     watchpoint = add_watchpoint(run, user=user, **args)
-    _tell_pages(announce_watchpoints, run)
     return {"watchpoint": watchpoint.to_dict(), "watchpoints": watchpoints_of(run)}
 
 
 def _do_unwatch(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:
-    from snapshots.events import announce_watchpoints
     from snapshots.watch import get_watchpoint, remove_watchpoint
 
     remove_watchpoint(get_watchpoint(run, args["watchpoint"]))
-    _tell_pages(announce_watchpoints, run)
     return {"watchpoint": {"id": args["watchpoint"]}, "watchpoints": watchpoints_of(run)}
-
-
-def _tell_pages(announce: Callable[[int], None], run: Run) -> None:
-    """Tell the run's other pages; if that fails they still see it in their next state."""
-    try:
-        announce(run.pk)
-    except Exception:  # done is done: the command must not be reported as failed
-        log.warning("could not tell the pages of run %s", run.pk, exc_info=True)
 
 
 def _do_faults(run: Run, args: dict[str, Any], user: Any) -> dict[str, Any]:

@@ -290,7 +290,7 @@ def run_status(run: Run) -> dict[str, Any]:
         "processes": len(run.process_names),
         "channels": len(run.channel_pairs),
         **totals,
-        "messages_in_flight": totals["messages_sent"] - totals["messages_applied"],
+        "messages_in_flight": frames_in_flight(run.channel_pairs, procs),
         **fifo,
         "stale": sum(d["counters"].get("stale", 0) for d in procs.values()),
         "retransmissions": sum(retries.values()),
@@ -301,6 +301,22 @@ def run_status(run: Run) -> dict[str, Any]:
         "faults": run.faults,
         "snapshots": snapshots,
     }
+
+
+def frames_in_flight(channels: list[tuple[str, str]], procs: dict[str, dict[str, Any]]) -> int:
+    """Frames (messages and markers) sent and not yet applied, by sequence numbers.
+
+    Seqs, not the message counters: they stay exact across a restore (whose dropped
+    frames were counted as sent but are never applied) and on non-FIFO channels.
+    """
+    total = 0
+    for src, dst in channels:
+        sender, receiver = procs.get(src), procs.get(dst)
+        if sender is None or receiver is None:
+            continue
+        applied = receiver["applied"].get(src, 0) + len(receiver.get("applied_above", {}).get(src, ()))
+        total += sender["sent"].get(dst, 0) - applied
+    return total
 
 
 # --- snapshots ----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ the store lets only one hit per cool-down through.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -118,8 +117,10 @@ def _announce(run: Run) -> None:
     """Every open dashboard of the run lists its watchpoints afresh."""
     from snapshots.events import announce_watchpoints
 
-    with contextlib.suppress(Exception):  # a hint: a dashboard reloads its list on reconnect
+    try:
         announce_watchpoints(run.pk)
+    except Exception:  # done is done: a page reloads its list when it reconnects
+        log.warning("could not tell the pages of run %s of its watchpoints", run.pk, exc_info=True)
 
 
 def watchpoint_hit(run_id: int, watchpoint_id: int, process: str, detail: str) -> int | None:
