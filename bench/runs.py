@@ -164,3 +164,51 @@ def ring(n: int, two_way: bool = False, balance: int = 100) -> dict[str, Any]:
 
 def sparse(n: int, degree: float = 2.0, seed: int = 7) -> dict[str, Any]:
     return topo.random_strongly_connected(n, degree=degree, seed=seed, name=f"bench-random-{n}")
+
+
+def complete(n: int, balance: int = 100) -> dict[str, Any]:
+    return topo.complete(n, value=balance, name=f"bench-complete-{n}")
+
+
+def snapshot(run_id: int, algorithm: str = "chandy-lamport", timeout: float = 120.0) -> Any:
+    """Take one snapshot of a run with ``algorithm`` and wait for it to finish; return its row."""
+    from snapshots import services
+
+    started = services.start_snapshot(services.get_run(run_id), algorithm=algorithm)
+    return services.wait_for_snapshot(started.pk, timeout)
+
+
+def set_faults_everywhere(run_id: int, faults: dict[str, Any]) -> None:
+    """Give every channel of a run the same faults (``{}``: plain reliable FIFO again)."""
+    from snapshots import services
+
+    run = services.get_run(run_id)
+    services.set_channel_faults(run, {f"{src}→{dst}": dict(faults) for src, dst in run.channel_pairs})
+
+
+def fault_counts(run_id: int) -> tuple[int, int]:
+    """Retransmissions and lost transmissions so far, summed over the run's channels."""
+    from snapshots import services
+
+    store = services.store()
+    return sum(store.retries(run_id).values()), sum(store.lost(run_id).values())
+
+
+def channel_frames(run_id: int) -> list[dict[str, Any]]:
+    """The frames now in the run's channel logs (sent, not yet trimmed): real wire frames."""
+    from snapshots import services
+
+    run = services.get_run(run_id)
+    store = services.store()
+    return [frame for src, dst in run.channel_pairs for _, frame in store.channel_log(run_id, src, dst)]
+
+
+def queued(system: Any, run_id: int) -> int:
+    """Frames waiting in the broker for the run's processes (its queues' lengths)."""
+    from cluster.transport import queue_name
+    from snapshots import services
+
+    pipe = system.redis_client().pipeline(transaction=False)
+    for name in services.get_run(run_id).process_names:
+        pipe.llen(queue_name(run_id, name))
+    return int(sum(pipe.execute()))

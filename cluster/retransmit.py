@@ -3,16 +3,23 @@
 A lossy channel (``loss`` > 0, see ``cluster/links.py``) drops transmissions at random;
 the sender cannot tell which. What it can see is its channel's log (``cluster/store.py``):
 every frame it sent stays there until the receiver acknowledges it, and the receiver
-acknowledges a lossy channel's frames in the same commit that applies them
-(``StepCommit.acks``) — including frames it holds behind a gap, so only the gap itself
-is resent (selective repeat). So every :data:`RETRANSMIT_INTERVAL` the sender's worker looks
-at the logs of its processes' lossy outgoing channels and sends again every frame that
-has waited longer than its retransmission timeout — which starts at the channel's
-longest delay plus :data:`BASE_TIMEOUT` and doubles on every retry, up to
-:data:`MAX_TIMEOUT`, and at most :data:`MAX_BURST` frames per channel go per look, so
-a slow or backlogged receiver is not flooded with copies. A retransmission can be lost
-too; one that arrives after all is dropped by the receiver as a duplicate (by seq).
-Markers travel the same way, so a snapshot still finishes on a lossy link.
+acknowledges a lossy channel's frames in the same commit that takes them in
+(``StepCommit.acks``): the prefix it has applied, plus a frame it holds behind a gap or
+applied out of order. So every :data:`RETRANSMIT_INTERVAL` the sender's worker looks at
+the logs of its processes' lossy outgoing channels and resends a frame that is
+
+* **overtaken** — a later frame of the channel was acknowledged, so this one is most
+  likely lost (the broker's queue is FIFO; a reordering channel's jitter is waited out):
+  resent :data:`GAP_TIMEOUT` after it was sent, on top of the channel's longest delay;
+* or **overdue** — nothing later came through (the last frames on a quiet channel, or a
+  receiver behind a backlog): resent only after :data:`TAIL_TIMEOUT`, so frames merely
+  queued are not flooded with copies.
+
+Each retry doubles the frame's timeout, up to :data:`MAX_TIMEOUT`, and at most
+:data:`MAX_BURST` frames per channel go per look. A retransmission can be lost too; one
+that arrives after all is dropped by the receiver as a duplicate (by seq). Markers
+travel the same way, so a snapshot still finishes on a lossy link. A channel that stops
+being lossy is still served until what it lost has come through.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from cluster.links import channel_name
+from cluster.links import Fault, channel_name
 from cluster.runtime import Node
 
 RETRANSMIT_INTERVAL = 0.25  # seconds between looks at the lossy channels' logs
-BASE_TIMEOUT = 0.4  # seconds, on top of the channel's own delay, before the first retry
+GAP_TIMEOUT = 0.3  # seconds (plus the channel's delay) before an overtaken frame is resent
+TAIL_TIMEOUT = 2.0  # seconds (plus the channel's delay) before any unacknowledged frame is
 MAX_TIMEOUT = 4.0
 MAX_BURST = 50  # frames per channel per look
 
@@ -61,17 +69,22 @@ class Retransmitter:
                 if proc is None:
                     continue
                 for dst in proc.outgoing:
-                    fault = node.links.fault(run_id, src, dst)
-                    if fault is None or not fault.loss:
+                    if channel_name(src, dst) not in run.lossy:
                         continue
+                    delay = (node.links.fault(run_id, src, dst) or Fault()).max_delay()
+                    entries = node.store.channel_log(run_id, src, dst)
                     burst = 0
-                    for sent_at, frame in node.store.channel_log(run_id, src, dst):
+                    for i, (sent_at, frame) in enumerate(entries):
                         key = (run_id, src, dst, frame["seq"])
                         seen.add(key)
                         if burst >= MAX_BURST:
                             continue
-                        first_timeout = fault.max_delay() + BASE_TIMEOUT
-                        pending = self.pending.setdefault(key, Pending(sent_at + first_timeout, first_timeout))
+                        # Seqs above this one that are no longer in the log were acknowledged.
+                        overtaken = proc.sent[dst] - frame["seq"] > len(entries) - i - 1
+                        wait = delay + (GAP_TIMEOUT if overtaken else TAIL_TIMEOUT)
+                        pending = self.pending.get(key)
+                        if pending is None or pending.retries == 0:
+                            pending = self.pending[key] = Pending(sent_at + wait, wait)
                         if now < pending.due:
                             continue
                         pending.retries += 1

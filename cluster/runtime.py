@@ -56,6 +56,10 @@ def in_shard(index: int, shard: int, shards: int) -> bool:
     return index % shards == shard
 
 
+# (source, last seq applied in order, seqs beyond it now in hand): see ``StepCommit.acks``.
+Ack = tuple[str, int, tuple[int, ...]]
+
+
 class WatchpointStarter(Protocol):
     """Creates the snapshot a watchpoint hit triggers; returns its id, or None to skip it."""
 
@@ -114,6 +118,10 @@ class ServedRun:
     faults: dict[str, Any] = field(default_factory=dict)
     watch_specs: list[dict[str, Any]] = field(default_factory=list)
     watches: dict[int, Watch] = field(default_factory=dict)
+    # Channels ("p→q") that were lossy at any time while served here: their frames are
+    # acknowledged and retransmitted even after the loss is switched off, so that what
+    # was lost before is still resent.
+    lossy: set[str] = field(default_factory=set)
     credit: float = 0.0
     cursor: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -205,6 +213,7 @@ class Node:
     def _follow(self, run: ServedRun, meta: dict[str, Any]) -> None:
         """Take up a run's changed channel faults and watchpoints."""
         faults = meta.get("faults", {})
+        run.lossy |= {channel for channel, f in faults.items() if f.get("loss")}
         if faults != run.faults:
             run.faults = faults
             self.links.set_faults(run.id, faults)
@@ -238,7 +247,7 @@ class Node:
         if proc is None:
             log.warning("run %s: frame for unknown process %r dropped", run_id, frame.get("dst"))
             return
-        self._commit_many(run_id, [(proc, proc.receive(frame))])
+        self._commit_many(run_id, [(proc, proc.receive(frame))], self._ack(run_id, proc, frame))
 
     def initiate(
         self, run_id: int, name: str, snapshot: int, algorithm: str = "chandy-lamport", epoch: int = 0
@@ -331,18 +340,17 @@ class Node:
                 )
                 step.extend(proc.initiate(snapshot, watch.algorithm))
 
-    def _acks(self, run: ServedRun | None, proc: Process) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
-        """What this process has of its lossy incoming channels, so their senders stop resending."""
-        if run is None or not run.faults:
-            return ()
-        acks = []
-        for src in proc.incoming:
-            if run.faults.get(f"{src}→{proc.name}", {}).get("loss"):
-                receiver = proc.receivers[src]
-                # Held frames (behind a gap) are in hand too: persisted with the process,
-                # they need no resending — only the gap does.
-                acks.append((src, receiver.last, tuple(sorted(set(receiver.above) | set(receiver.held)))))
-        return tuple(acks)
+    def _ack(self, run_id: int, proc: Process, frame: dict[str, Any]) -> dict[str, Ack]:
+        """On a channel that is or was lossy: tell the sender what this frame's arrival
+        leaves it no need to resend — the applied prefix, and the frame itself if it is
+        held behind a gap or applied out of order (it is persisted with the process)."""
+        run = self.runs.get(run_id)
+        src = frame.get("src", "")
+        if run is None or f"{src}→{proc.name}" not in run.lossy or src not in proc.receivers:
+            return {}
+        last = proc.receivers[src].last
+        seq = frame.get("seq", 0)
+        return {proc.name: (src, last, (seq,) if seq > last else ())}
 
     def _process(self, run_id: int, name: str) -> Process | None:
         proc = self.processes.get((run_id, name))
@@ -369,7 +377,7 @@ class Node:
             self.send(run_id, data["outbox"])
         return proc
 
-    def _commit_many(self, run_id: int, steps: list[tuple[Process, Step]]) -> None:
+    def _commit_many(self, run_id: int, steps: list[tuple[Process, Step]], acks: dict[str, Ack] | None = None) -> None:
         """Store the steps, then publish their frames."""
         if not steps:
             return
@@ -388,7 +396,7 @@ class Node:
                     step.sends,
                     [{**r, "t": now} for r in step.records],
                     [{**e, "t": now} for e in step.events],
-                    self._acks(run, proc),
+                    (acks[proc.name],) if acks and proc.name in acks else (),
                 )
                 for proc, step in steps
             ],

@@ -49,8 +49,8 @@ class StepCommit:
     outbox: list[dict[str, Any]]
     records: list[dict[str, Any]]
     events: list[dict[str, Any]]
-    # Incoming lossy channels as (src, last seq applied, seqs applied beyond it): their
-    # log entries go at once, so the sender stops retransmitting them (the ack).
+    # On incoming lossy channels, (src, last seq applied in order, seqs beyond it that
+    # arrived): their log entries go at once, so the sender stops resending them (the ack).
     acks: tuple[tuple[str, int, tuple[int, ...]], ...] = ()
 
 

@@ -98,6 +98,7 @@ def _restore(run: Run, snapshot: Snapshot, user: Any) -> Restore:
         current,
     )
     restored = {name: _with_channel_modes(run, data) for name, data in restored.items()}
+    _carry_counters(run, current, restored)
     replayed = sum(len(data.get("outbox", [])) for data in restored.values())
     meta = store.run_meta(run.pk) or {}
     meta.update(status=previous, epoch=epoch)
@@ -160,6 +161,38 @@ def _empty_queues(run: Run) -> None:
             # A fresh channel each time: on AMQP a failed purge closes its channel.
             with contextlib.suppress(Exception), connection.channel() as channel:
                 channel.queue_purge(queue_name(run.pk, name))
+
+
+def _carry_counters(run: Run, current: dict[str, dict[str, Any]], restored: dict[str, dict[str, Any]]) -> None:
+    """Keep ``messages_sent − messages_applied`` = messages in flight across the restore.
+
+    The messages in flight now are dropped (counted as ``messages_dropped``: sent, never
+    to be applied), and the recorded ones replayed from the outboxes count as sent again.
+    Which frames are messages is read from the channel logs, which hold every frame sent
+    and not yet acknowledged.
+    """
+    store = services.store()
+    dropped: dict[str, int] = dict.fromkeys(restored, 0)
+    for src, dst in run.channel_pairs:
+        receiver = current.get(dst)
+        if receiver is None or src not in dropped:
+            continue
+        applied = receiver["applied"].get(src, 0)
+        beyond = set(receiver.get("applied_above", {}).get(src, ()))
+        # Held frames (behind a gap) are not applied either; on a lossy channel they
+        # may have left the log already (acknowledged), so they are counted from the receiver.
+        held = [frame for _, frame in receiver["receivers"].get(src, {}).get("held", [])]
+        in_flight = {
+            frame["seq"]
+            for frame in [*(f for _, f in store.channel_log(run.pk, src, dst)), *held]
+            if frame["kind"] == "message" and frame["seq"] > applied and frame["seq"] not in beyond
+        }
+        dropped[src] += len(in_flight)
+    for name, data in restored.items():
+        counters = data["counters"]
+        replayed = sum(1 for frame in data.get("outbox", []) if frame["kind"] == "message")
+        counters["messages_sent"] = counters.get("messages_sent", 0) + replayed - dropped[name]
+        counters["messages_dropped"] = counters.get("messages_dropped", 0) + dropped[name]
 
 
 def _with_channel_modes(run: Run, data: dict[str, Any]) -> dict[str, Any]:

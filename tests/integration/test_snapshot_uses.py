@@ -21,6 +21,7 @@ from snapshots import recovery, services, watch
 from snapshots.models import Run, Snapshot
 from tests.integration.engine_helpers import (
     SNAPSHOT_WAIT,
+    assert_logs_clean,
     assert_sound_export,
     await_drained,
     await_traffic,
@@ -74,6 +75,9 @@ def test_a_restored_run_is_the_snapshot_plus_its_channel_messages_and_goes_on_co
         assert live[dst]["applied"][src] == live[src]["sent"][dst], f"{src}→{dst} after the restore"
     status = services.run_status(run)
     assert (status["duplicates"], status["gaps"], status["held"]) == (0, 0, 0), status
+    # The message counters agree: what was in flight at the restore was dropped, the
+    # replayed messages were sent again, and all of them are applied now.
+    assert status["messages_sent"] == status["messages_applied"], status
 
     # The restored run goes on, and a later snapshot is consistent and conserves.
     set_run_status_everywhere(run, Run.Status.RUNNING, 2, workers)
@@ -259,10 +263,14 @@ def test_on_lossy_links_frames_are_retransmitted_and_every_snapshot_completes_an
     status = services.run_status(run)
     assert status["retransmissions"] > 0, status
     assert services.store().lost(run.pk), "nothing was lost at loss 0.3"
+    # Loss switched off while frames are still lost: they are resent all the same.
+    services.set_channel_faults(run, {f"{s}→{d}": {} for s, d in run.channel_pairs})
     # Exactly-once all the same: retransmitted copies that arrive are dropped as duplicates,
     # and once the run is paused every channel drains to nothing in flight.
     set_run_status_everywhere(run, Run.Status.PAUSED, 2, workers)
     await_drained(run, workers, timeout=60)
+    # ... by retransmission, not by the 15 s last resort of the channel log.
+    assert_logs_clean(workers, "from the channel log")
     live = services.store().load_processes(run.pk, run.process_names)
     by_channel: dict[str, int] = defaultdict(int)
     for src, dst in run.channel_pairs:
