@@ -12,18 +12,24 @@ the logs of its processes' lossy outgoing channels and resends a frame that is
   likely lost (the broker's queue is FIFO; a reordering channel's jitter is waited out):
   resent :data:`GAP_TIMEOUT` after it was sent, on top of the channel's longest delay;
 * or **overdue** — nothing later came through (the last frames on a quiet channel, or a
-  receiver behind a backlog): resent only after :data:`TAIL_TIMEOUT`, so frames merely
-  queued are not flooded with copies.
+  receiver behind a backlog): resent only after :data:`TAIL_TIMEOUT`, and only the
+  oldest one per channel per look — a probe: frames merely queued behind a backlog are
+  not flooded with copies, which would only lengthen the backlog (congestion collapse).
+
+Only the oldest :data:`HEAD` unacknowledged frames of a channel are looked at: lost
+frames are at the head (the rest are behind them), and a backlogged channel's log can
+hold thousands.
 
 An overtaken frame's timeout grows by half of :data:`GAP_TIMEOUT` per retry: the loss
 is random, not congestion — the later frames got through — so it keeps being resent
 often (at loss 0.3 a frame lost seven times in a row is one in 4,500; with doubling
 timeouts that alone took a channel past the 15 s repair in CI). An overdue frame's
 timeout doubles, up to :data:`MAX_TIMEOUT`, since nothing shows the channel is moving.
-At most :data:`MAX_BURST` frames per channel go per look. A retransmission can be lost too; one
-that arrives after all is dropped by the receiver as a duplicate (by seq). Markers
-travel the same way, so a snapshot still finishes on a lossy link. A channel that stops
-being lossy is still served until what it lost has come through.
+At most :data:`MAX_BURST` frames per channel go per look. A retransmission can be lost
+too; one that arrives after all is dropped by the receiver as a duplicate (by seq).
+Markers travel the same way, so a snapshot still finishes on a lossy link. A channel
+whose loss is switched off is still served, for the frames sent before, until they
+have all come through (``ServedRun.lossy``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ GAP_TIMEOUT = 0.3  # seconds (plus the channel's delay) before an overtaken fram
 TAIL_TIMEOUT = 2.0  # seconds (plus the channel's delay) before any unacknowledged frame is
 MAX_TIMEOUT = 4.0
 MAX_BURST = 50  # frames per channel per look
+HEAD = 200  # unacknowledged frames per channel looked at
 
 
 @dataclass
@@ -74,18 +81,24 @@ class Retransmitter:
                 if proc is None:
                     continue
                 for dst in proc.outgoing:
-                    if channel_name(src, dst) not in run.lossy:
+                    channel = channel_name(src, dst)
+                    if channel not in run.lossy:
                         continue
+                    lost_up_to = run.lossy[channel]  # None: still lossy
                     delay = (node.links.fault(run_id, src, dst) or Fault()).max_delay()
-                    entries = node.store.channel_log(run_id, src, dst)
+                    total, entries = node.store.channel_head(run_id, src, dst, HEAD)
+                    if lost_up_to is not None and (not entries or entries[0][1]["seq"] > lost_up_to):
+                        del run.lossy[channel]  # all it lost has come through
+                        continue
                     burst = 0
+                    probed = False
                     for i, (sent_at, frame) in enumerate(entries):
                         key = (run_id, src, dst, frame["seq"])
                         seen.add(key)
-                        if burst >= MAX_BURST:
+                        if burst >= MAX_BURST or (lost_up_to is not None and frame["seq"] > lost_up_to):
                             continue
                         # Seqs above this one that are no longer in the log were acknowledged.
-                        overtaken = proc.sent[dst] - frame["seq"] > len(entries) - i - 1
+                        overtaken = proc.sent[dst] - frame["seq"] > total - i - 1
                         wait = delay + (GAP_TIMEOUT if overtaken else TAIL_TIMEOUT)
                         pending = self.pending.get(key)
                         if pending is None or pending.retries == 0:
@@ -94,8 +107,9 @@ class Retransmitter:
                             # Seen overtaken since its last resend: no need to wait out a doubled timeout.
                             gap = delay + GAP_TIMEOUT * (1 + pending.retries / 2)
                             pending.due = min(pending.due, pending.last + min(gap, delay + MAX_TIMEOUT))
-                        if now < pending.due:
+                        if now < pending.due or (not overtaken and probed):
                             continue
+                        probed = probed or not overtaken
                         pending.retries += 1
                         if overtaken:
                             pending.timeout = min(delay + GAP_TIMEOUT * (1 + pending.retries / 2), delay + MAX_TIMEOUT)

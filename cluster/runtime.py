@@ -118,10 +118,10 @@ class ServedRun:
     faults: dict[str, Any] = field(default_factory=dict)
     watch_specs: list[dict[str, Any]] = field(default_factory=list)
     watches: dict[int, Watch] = field(default_factory=dict)
-    # Channels ("p→q") that were lossy at any time while served here: their frames are
-    # acknowledged and retransmitted even after the loss is switched off, so that what
-    # was lost before is still resent.
-    lossy: set[str] = field(default_factory=set)
+    # Channels ("p→q") lossy now (→ None) or until recently (→ the sender's last seq when
+    # the loss was switched off: what was lost up to there is still resent, see
+    # ``cluster/retransmit.py``). Their frames are acknowledged on arrival.
+    lossy: dict[str, int | None] = field(default_factory=dict)
     credit: float = 0.0
     cursor: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -213,7 +213,14 @@ class Node:
     def _follow(self, run: ServedRun, meta: dict[str, Any]) -> None:
         """Take up a run's changed channel faults and watchpoints."""
         faults = meta.get("faults", {})
-        run.lossy |= {channel for channel, f in faults.items() if f.get("loss")}
+        for channel in list(run.lossy):
+            if run.lossy[channel] is None and not faults.get(channel, {}).get("loss"):
+                src, _, dst = channel.partition("→")
+                sender = self.processes.get((run.id, src))
+                run.lossy[channel] = sender.sent.get(dst, 0) if sender is not None else 0
+        for channel, fault in faults.items():
+            if fault.get("loss"):
+                run.lossy[channel] = None
         if faults != run.faults:
             run.faults = faults
             self.links.set_faults(run.id, faults)

@@ -205,6 +205,15 @@ class Store:
             out.append((min(e["sent_at"] for e in entries), [e["frame"] for e in entries]) if entries else None)
         return out
 
+    def channel_head(self, run: int, src: str, dst: str, count: int) -> tuple[int, list[tuple[float, dict[str, Any]]]]:
+        """How many frames on src→dst are unacknowledged, and the oldest ``count`` of them."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(channel_key(run, src, dst))
+        pipe.zrange(channel_key(run, src, dst), 0, count - 1)
+        total, raws = pipe.execute()
+        entries = [json.loads(raw) for raw in raws]
+        return int(total), [(e["sent_at"], e["frame"]) for e in entries]
+
     def channel_log(self, run: int, src: str, dst: str) -> list[tuple[float, dict[str, Any]]]:
         """The frames on src→dst its receiver has not acknowledged, as (sent_at, frame), by seq."""
         entries = [json.loads(raw) for raw in self.redis.zrange(channel_key(run, src, dst), 0, -1)]
