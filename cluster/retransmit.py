@@ -64,9 +64,6 @@ class Retransmitter:
         # (run, src, dst, seq) → its retransmission schedule
         self.pending: dict[tuple[int, str, str, int], Pending] = {}
 
-    def forget(self, run: int) -> None:
-        self.pending = {k: v for k, v in self.pending.items() if k[0] != run}
-
     def tick(self, node: Node, now: float | None = None) -> int:
         """Resend what is due on every lossy channel this node sends on; return how many."""
         now = time.time() if now is None else now

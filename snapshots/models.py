@@ -12,7 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-ALGORITHMS = [("chandy-lamport", "Chandy–Lamport"), ("lai-yang", "Lai–Yang")]
+from snapshots.algorithm import CHANDY_LAMPORT, LAI_YANG
+
+ALGORITHMS = [(CHANDY_LAMPORT, "Chandy–Lamport"), (LAI_YANG, "Lai–Yang")]
 
 
 class Topology(models.Model):

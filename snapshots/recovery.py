@@ -83,11 +83,7 @@ def _restore(run: Run, snapshot: Snapshot, user: Any) -> Restore:
     _empty_queues(run)
     names, channels = run.process_names, run.channel_pairs
     current = store.load_processes(run.pk, names)
-    dropped = sum(
-        max(0, current[src]["sent"].get(dst, 0) - current[dst]["applied"].get(src, 0))
-        for src, dst in channels
-        if src in current and dst in current
-    )
+    dropped = services.frames_in_flight(channels, current)
     restored = restore_processes(
         names,
         channels,

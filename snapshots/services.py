@@ -453,7 +453,7 @@ def _finish(snapshot: Snapshot) -> None:
     )
     snapshot.status = Snapshot.Status.COMPLETE
     snapshot.finished_at = timezone.now()
-    if not (snapshot.verdict["consistent"] and snapshot.verdict["conserved"] is not False):
+    if not sound_verdict(snapshot.verdict):
         snapshot.reason = "the recorded state fails its verdict: " + "; ".join(snapshot.verdict["problems"][:5])
 
 
@@ -472,14 +472,14 @@ def verdict_of(
     )
 
 
+def sound_verdict(verdict: dict[str, Any]) -> bool:
+    """A consistent cut that conserves its total (where the workload has one: else None)."""
+    return bool(verdict.get("consistent")) and verdict.get("conserved") is not False
+
+
 def is_sound(snapshot: Snapshot) -> bool:
-    """Complete, a consistent cut, and (where the workload has one) conserving its total."""
-    verdict = snapshot.verdict or {}
-    return (
-        snapshot.status == Snapshot.Status.COMPLETE
-        and bool(verdict.get("consistent"))
-        and verdict.get("conserved") is not False
-    )
+    """Complete, with a sound verdict."""
+    return snapshot.status == Snapshot.Status.COMPLETE and sound_verdict(snapshot.verdict or {})
 
 
 def compare_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
