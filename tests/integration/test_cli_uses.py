@@ -125,13 +125,13 @@ def test_a_watchpoint_added_from_the_command_line_triggers_its_snapshot(
     await_live_shards(2, workers)
 
     added = cli(
-        "run", "watch", "add", "--run", str(run.pk), "--condition", "balance < 85", "--process", "p3", "--wait", "60"
+        "run", "watch", "add", "--run", str(run.pk), "--condition", "balance != 100", "--process", "p3", "--wait", "60"
     )
     assert added.returncode == 0, describe(added)
     lines = added.stdout.strip().splitlines()
     wp = Watchpoint.objects.get(pk=int(lines[-1]))
     assert lines[0] == (
-        f"added watchpoint {wp.pk} on run {run.pk} at p3: balance < 85 (state condition, once, chandy-lamport)"
+        f"added watchpoint {wp.pk} on run {run.pk} at p3: balance != 100 (state condition, once, chandy-lamport)"
     )
     snapshot = Snapshot.objects.get(watchpoint=wp)
     assert lines[1] == (
