@@ -25,6 +25,7 @@ from tests.integration.engine_helpers import (
     assert_sound_export,
     await_drained,
     await_traffic,
+    demo_topology,
     poll,
     set_run_status_everywhere,
     start_demo_run,
@@ -203,7 +204,9 @@ def test_the_philosophers_deadlock_is_found_in_a_cycle_of_the_wait_for_graph(
     cluster_workers: Callable[[int], list[Child]],
 ) -> None:
     workers = cluster_workers(2)
-    run = start_demo_run("philosophers-5", "philosophers", rate=10)
+    # Hungrier philosophers (the default is 0.6) reach the deadlock sooner: at 0.6 and 10
+    # steps/s a CI run on RabbitMQ once took more than 90 s.
+    run = services.start_run(demo_topology("philosophers-5"), "philosophers", 20, params={"hunger": 0.9}, seed=1)
     found = _until_property(run, "deadlock", workers)
     cycle = found["properties"]["deadlock"]["cycle"]
     assert len(cycle) >= 2 and set(cycle) <= set(run.process_names)
