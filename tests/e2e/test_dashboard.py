@@ -316,12 +316,12 @@ def test_a_watchpoint_fires_and_the_page_opens_the_snapshot_it_took(
     assert text(browser, "#watch-error pre.pointer") == "balanse < 95\n^"
     assert not browser.find_element(By.ID, "notice").is_displayed()
 
-    # Fixed: p2's balance dropping below 95 makes p2 snapshot itself, once.
+    # Fixed: p2's balance changing at all (its first transfer) makes p2 snapshot itself, once.
     condition.clear()
-    condition.send_keys("balance < 95")
+    condition.send_keys("balance != 100")
     Select(browser.find_element(By.ID, "watch-process")).select_by_value("p2")
     browser.find_element(By.ID, "watch-add").click()
-    wait(browser, "the watchpoint in the list", lambda d: "balance < 95" in text(d, "#watchpoints tbody"))
+    wait(browser, "the watchpoint in the list", lambda d: "balance != 100" in text(d, "#watchpoints tbody"))
     assert text(browser, "#watch-error") == ""
 
     hit = wait(browser, "the watchpoint to fire", lambda d: js(d, "return window.cutline.model.hits.p2 || null"))
@@ -331,12 +331,12 @@ def test_a_watchpoint_fires_and_the_page_opens_the_snapshot_it_took(
     assert js(browser, "return window.cutline.cy.getElementById('p2').hasClass('hit')")
     wait(browser, "the snapshot to complete", lambda d: "complete" in complete_row(d, snapshot))
     row = complete_row(browser, snapshot)
-    assert "p2" in row and "balance < 95" in row and "balance = " in row
+    assert "p2" in row and "balance != 100" in row and "balance = " in row
     assert f"#{snapshot} from p2" in text(browser, "#snapshot-title")
     assert "Taken by p2 itself" in text(browser, "#snapshot-actions")
     wait(browser, "the hit counted", lambda d: "done" in text(d, "#watchpoints tr[data-watchpoint]"))
     recorded = services.get_run(run.pk).snapshots.get(pk=snapshot).process_records.get(process="p2")
-    assert recorded.state["balance"] < 95  # the state the condition saw
+    assert recorded.state["balance"] != 100  # the state the condition saw
 
     # Removing it empties the list.
     browser.find_element(By.CSS_SELECTOR, "#watchpoints button[data-unwatch]").click()
