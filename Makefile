@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 # tests/conftest.py sets the settings module itself, after isolating var/ (see there).
 PYTEST := env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest
-LINT_TYPED := snapshots/algorithm.py cluster/fifo.py cluster/process.py snapshots/verdict.py cluster/links.py cluster/restore.py snapshots/conditions.py snapshots/detectors.py snapshots/compare.py cluster/workloads.py
+LINT_TYPED := cluster/core/algorithm.py cluster/core/fifo.py cluster/core/process.py cluster/core/verdict.py cluster/core/links.py cluster/core/restore.py cluster/core/conditions.py cluster/core/detectors.py cluster/core/compare.py cluster/core/workloads.py
 
 .PHONY: venv run test test-integration lint bench clean
 
@@ -36,7 +36,8 @@ test-integration: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy $(LINT_TYPED)
+	$(VENV)/bin/mypy cluster/core
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	$(PY) -m bench
@@ -44,5 +45,5 @@ bench: venv
 # var/ (the database, the admin's account, the secret key) is data, not build output:
 # remove it by hand to start from scratch.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/artifacts tests/artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis bench/artifacts tests/artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

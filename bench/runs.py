@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from snapshots import topology as topo
+from cluster.core import topology as topo
 
 
 @dataclass
@@ -205,7 +205,7 @@ def channel_frames(run_id: int) -> list[dict[str, Any]]:
 
 def queued(system: Any, run_id: int) -> int:
     """Frames waiting in the broker for the run's processes (its queues' lengths)."""
-    from cluster.transport import queue_name
+    from cluster.engine.transport import queue_name
     from snapshots import services
 
     pipe = system.redis_client().pipeline(transaction=False)

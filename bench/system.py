@@ -1,7 +1,7 @@
 """The system under test: a bundled Redis, a temporary database and N real workers.
 
-Started the way ``make run`` starts them (``cluster/redis_server.py``,
-``cluster/launcher.py``), but in a temporary ``CUTLINE_VAR_DIR``, so a benchmark needs
+Started the way ``make run`` starts them (``cluster/devserver/redis_server.py``,
+``cluster/devserver/launcher.py``), but in a temporary ``CUTLINE_VAR_DIR``, so a benchmark needs
 nothing running and never touches a developer's system. This process then plays the
 CLI: it sets Django up against the same database and Redis and calls the services.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster import redis_server
-from cluster.children import Child, stop_all
-from cluster.launcher import start_workers, wait_for_workers, worker_argv, worker_env, worker_nodename
+from cluster.devserver import redis_server
+from cluster.devserver.children import Child, stop_all
+from cluster.devserver.launcher import start_workers, wait_for_workers, worker_argv, worker_env, worker_nodename
 
 SETTINGS = "bench.settings"
 # The default: a 1000-process snapshot logs ~10 000 events, each with its vector clock.

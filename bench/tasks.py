@@ -1,7 +1,7 @@
 """Baseline Celery tasks the benchmark compares the cluster against.
 
 They run in the same workers as the cluster (``bench/settings.py`` makes the workers
-import this module) and publish the way ``cluster/transport.py`` did before any
+import this module) and publish the way ``cluster/engine/transport.py`` did before any
 Cutline-specific shortcut: ``send_task`` through the app's producer pool, so the
 baselines stay "plain Celery" whatever the cluster's own transport does.
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import runs
 from bench.system import BenchSystem, Cost
-from cluster.transport import queue_name
+from cluster.engine.transport import queue_name
 
 SETTLE = 0.8  # after a rate or status change: workers read run settings every 0.5 s
 KEPT_UP = 0.95

@@ -82,9 +82,9 @@ class System:
     def _start(self) -> None:
         import subprocess
 
-        from cluster import redis_server
-        from cluster.children import Child, free_port, port_open, wait_until
-        from cluster.launcher import start_workers, wait_for_workers
+        from cluster.devserver import redis_server
+        from cluster.devserver.children import Child, free_port, port_open, wait_until
+        from cluster.devserver.launcher import start_workers, wait_for_workers
 
         self.redis = redis_server.start(self.var_dir / "redis")
         self.env = {
@@ -124,7 +124,7 @@ class System:
     def stop(self) -> None:
         import shutil
 
-        from cluster.children import stop_all
+        from cluster.devserver.children import stop_all
 
         stop_all(self.children)
         self.children = []
@@ -229,7 +229,7 @@ class ClientStats:
     seq: dict[str, int] = field(default_factory=dict)
 
 
-# A delta's header, as the publisher writes it (snapshots/events.py): reading only this
+# A delta's header, as the publisher writes it (snapshots/live/publisher.py): reading only this
 # keeps 200 clients in one process cheap enough not to crowd Daphne off the CPU.
 DELTA_HEADER = re.compile(
     r'^\{"type":"delta","run":\d+,"source":"(?P<source>[^"]+)","seq":(?P<seq>\d+),'
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--rows-out", help=argparse.SUPPRESS)  # where a per-layer subprocess leaves its rows
     args = parser.parse_args(argv)
     if args.publish_cost:
-        from cluster import redis_server
+        from cluster.devserver import redis_server
 
         with redis_server.start() as server:
             rows = publish_cost(server.url)

@@ -15,7 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from snapshots.routing import websocket_urlpatterns  # noqa: E402
+from snapshots.live.routing import websocket_urlpatterns  # noqa: E402
 
 # Daphne is the only server `make run` starts, so it serves /static/ itself (the
 # dashboard's scripts, the vendored Cytoscape and D3, the admin's CSS).

@@ -8,6 +8,7 @@ to the same system ``make run`` started. Anything set in the real environment wi
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -53,8 +54,6 @@ def _secret_key() -> str:
         return env("SECRET_KEY")
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        import secrets
-
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
@@ -80,7 +79,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "snapshots",
-    "cluster",
 ]
 
 MIDDLEWARE = [

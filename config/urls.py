@@ -6,6 +6,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/", include("snapshots.api_urls")),
-    path("", include("snapshots.urls")),
+    path("api/", include("snapshots.api.urls")),
+    path("", include("snapshots.web.urls")),
 ]

@@ -13,7 +13,7 @@ JSON export/import, and the form checks its changes against the stored graph.
 
 A channel row also holds the channel's fault settings (delay, reorder, loss): the
 defaults a run of the topology starts with. Watchpoints are made by
-``snapshots.watch.add_watchpoint`` itself, so the admin refuses what the API and the CLI
+``snapshots.watchpoints.add_watchpoint`` itself, so the admin refuses what the API and the CLI
 refuse, in the same words, and the workers learn of every change.
 """
 
@@ -33,9 +33,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from cluster.workloads import get_workload
-from snapshots import services, watch
-from snapshots import topology as topo
+from cluster.core import topology as topo
+from cluster.core.wire import channel_id
+from cluster.core.workloads import get_workload
+from snapshots import services
+from snapshots import watchpoints as watch
 from snapshots.models import Channel, Process, Restore, Run, Snapshot, Topology, Watchpoint
 
 INLINE_LIMIT = 500  # rows of processes plus channels shown as inlines (text inputs: light)
@@ -146,7 +148,7 @@ class ChannelForm(forms.ModelForm):
             "loss": data.get("loss") or 0.0,
         }
         try:
-            data.update(topo.validate_faults(given, f"{data.get('src_name')}→{data.get('dst_name')}"))
+            data.update(topo.validate_faults(given, channel_id(data.get("src_name"), data.get("dst_name"))))
         except topo.TopologyError as exc:
             raise ValidationError(exc.problems) from None
         return data

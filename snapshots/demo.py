@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from snapshots import topology as topo
+from cluster.core import topology as topo
 
 
 def demo_topologies() -> list[dict[str, Any]]:

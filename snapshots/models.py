@@ -2,7 +2,7 @@
 
 The database is the source of truth for everything a person looks back on. The live
 state of a running process lives in the runtime state store (Redis, see
-``cluster/store.py``); what a snapshot records is copied here as it arrives.
+``cluster/engine/store.py``); what a snapshot records is copied here as it arrives.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from snapshots.algorithm import CHANDY_LAMPORT, LAI_YANG
+from cluster.core.wire import ALGORITHM_LABELS, CHANDY_LAMPORT, channel_id
+from cluster.core.workloads import get_workload
 
-ALGORITHMS = [(CHANDY_LAMPORT, "Chandy–Lamport"), (LAI_YANG, "Lai–Yang")]
+# The choices of a snapshot's (and a watchpoint's) algorithm: name and label.
+ALGORITHM_CHOICES = list(ALGORITHM_LABELS.items())
 
 
 class Topology(models.Model):
@@ -36,8 +38,6 @@ class Topology(models.Model):
 
     def to_dict(self) -> dict[str, Any]:
         """The topology JSON the CLI, the admin and the API exchange."""
-        from cluster.workloads import get_workload
-
         key = get_workload(self.workload).value_key
         processes = list(self.processes.order_by("position", "id"))
         return {
@@ -89,7 +89,7 @@ class Channel(models.Model):
         constraints = [models.UniqueConstraint(fields=["topology", "src", "dst"], name="unique_channel")]
 
     def __str__(self) -> str:
-        return f"{self.src.name}→{self.dst.name}"
+        return channel_id(self.src.name, self.dst.name)
 
     def faults(self) -> dict[str, Any]:
         """The fault settings that differ from a plain channel (empty for a plain one)."""
@@ -164,7 +164,7 @@ class Watchpoint(models.Model):
     kind = models.CharField(max_length=8, editable=False, help_text="state or event (from the condition)")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ONCE)
     cooldown_s = models.FloatField(default=5.0, help_text="With mode every: seconds between two triggered snapshots.")
-    algorithm = models.CharField(max_length=16, choices=ALGORITHMS, default="chandy-lamport")
+    algorithm = models.CharField(max_length=16, choices=ALGORITHM_CHOICES, default=CHANDY_LAMPORT)
     enabled = models.BooleanField(default=True)
     hits = models.PositiveIntegerField(default=0)
     last_hit_at = models.DateTimeField(null=True, blank=True)
@@ -210,7 +210,7 @@ class Snapshot(models.Model):
     processes_reported = models.PositiveIntegerField(default=0)
     channels_reported = models.PositiveIntegerField(default=0)
     verdict = models.JSONField(null=True, blank=True)
-    algorithm = models.CharField(max_length=16, choices=ALGORITHMS, default="chandy-lamport")
+    algorithm = models.CharField(max_length=16, choices=ALGORITHM_CHOICES, default=CHANDY_LAMPORT)
     properties = models.JSONField(
         null=True, blank=True, help_text="Stable properties detected in the recorded state (conservation, …)."
     )
@@ -234,8 +234,24 @@ class Snapshot(models.Model):
             return None
         return (self.finished_at - self.started_at).total_seconds()
 
+    @property
+    def reported(self) -> dict[str, int]:
+        """How many processes and channels have reported, of how many: every shape of a
+        snapshot (the export here, the history lines in ``presenter.py``) shows this."""
+        return {
+            "processes": self.processes_reported,
+            "processes_total": self.processes_total,
+            "channels": self.channels_reported,
+            "channels_total": self.channels_total,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """The export shape: the CLI's ``--json`` and the REST API serve exactly this."""
+        """The export shape: the CLI's ``--json`` and the REST API serve exactly this.
+
+        Built here, not in ``presenter.py`` with the snapshot's other shapes, because the
+        app reads it too (``services.compare_snapshots``) and a model must not import
+        the presenter, which imports the models.
+        """
         return {
             "id": self.pk,
             "run": self.run_id,
@@ -248,12 +264,7 @@ class Snapshot(models.Model):
             "reason": self.reason,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "reported": {
-                "processes": self.processes_reported,
-                "processes_total": self.processes_total,
-                "channels": self.channels_reported,
-                "channels_total": self.channels_total,
-            },
+            "reported": self.reported,
             "processes": [r.to_dict() for r in self.process_records.order_by("id")],
             "channels": [r.to_dict() for r in self.channel_records.order_by("id")],
             "verdict": self.verdict,

@@ -12,7 +12,7 @@ How, without stopping the workers:
    in the store (``Node.refresh``). The restore waits for every live shard.
 2. The run's queues are emptied. Frames the broker still hands out later (a prefetched
    one) carry the old epoch and are dropped by the process (``counters["stale"]``).
-3. Every process is rebuilt from its record (``cluster/restore.py``): state, clock, seqs.
+3. Every process is rebuilt from its record (``cluster/core/restore.py``): state, clock, seqs.
    Each channel's recorded messages become its sender's outbox, renumbered to follow
    what the receiver recorded as received, so exactly-once FIFO delivery holds across the
    restore. One Redis transaction writes all of it with the meta (old status, new epoch).
@@ -22,17 +22,16 @@ How, without stopping the workers:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Any
 
 from django.db import transaction
 
-from cluster.process import Process as LiveProcess
-from cluster.restore import restore_processes
-from cluster.transport import queue_name
-from snapshots import services
+from cluster.core.process import SimulatedProcess
+from cluster.core.restore import restore_processes
+from cluster.core.wire import channel_id
+from snapshots import services, signals
 from snapshots.models import Restore, Run, Snapshot
 from snapshots.services import ServiceError
 
@@ -46,13 +45,12 @@ def restore_run(run: Run, snapshot: Snapshot, user: Any = None) -> Restore:
     """Restore ``run`` to what ``snapshot`` recorded; the run keeps its status (running or paused)."""
     _check(run, snapshot)
     store = services.store()
-    lock = f"cutline:run:{run.pk}:restoring"
-    if not store.redis.set(lock, "1", nx=True, ex=RESTORE_LOCK_TTL):
+    if not store.claim_restore(run.pk, RESTORE_LOCK_TTL):
         raise ServiceError(f"run {run.pk} is being restored already; wait for that to finish")
     try:
         return _restore(run, snapshot, user)
     finally:
-        store.redis.delete(lock)
+        store.release_restore(run.pk)
 
 
 def _check(run: Run, snapshot: Snapshot) -> None:
@@ -150,13 +148,7 @@ def _wait_for_let_go(run: Run, shards: set[int], epoch: int) -> None:
 
 def _empty_queues(run: Run) -> None:
     """Drop what the broker still holds for the run: all of it is of the old epoch."""
-    from config.celery import app
-
-    with app.connection_for_write() as connection:
-        for name in run.process_names:
-            # A fresh channel each time: on AMQP a failed purge closes its channel.
-            with contextlib.suppress(Exception), connection.channel() as channel:
-                channel.queue_purge(queue_name(run.pk, name))
+    services.transport().purge(run.pk, run.process_names)
 
 
 def _carry_counters(run: Run, current: dict[str, dict[str, Any]], restored: dict[str, dict[str, Any]]) -> None:
@@ -194,17 +186,16 @@ def _carry_counters(run: Run, current: dict[str, dict[str, Any]], restored: dict
 def _with_channel_modes(run: Run, data: dict[str, Any]) -> dict[str, Any]:
     """Keep the run's non-FIFO channels non-FIFO in the restored processes."""
     outbox = data.get("outbox", [])
-    proc = LiveProcess.from_dict(data)
-    proc.set_channel_modes({src for src in proc.incoming if run.faults.get(f"{src}→{proc.name}", {}).get("reorder")})
+    proc = SimulatedProcess.from_dict(data)
+    proc.set_channel_modes(
+        {src for src in proc.incoming if run.faults.get(channel_id(src, proc.name), {}).get("reorder")}
+    )
     return {**proc.to_dict(), "outbox": outbox}
 
 
 def _announce(run: Run) -> None:
     """Every dashboard of the run starts over from the restored state."""
-    from snapshots.events import announce_restore
-
-    with contextlib.suppress(Exception):  # a dashboard reconnects and reloads anyway
-        announce_restore(run.pk)
+    signals.announce(signals.run_restored, run.pk)
 
 
 def restores_of(run: Run) -> list[dict[str, Any]]:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.management import create_permissions
+
 READ = [
     "view_topology",
     "view_process",
@@ -35,8 +38,6 @@ ROLES: dict[str, list[str]] = {
 
 def sync_roles(apps: Any) -> None:
     """Create the groups and give each exactly its permissions (all of app ``snapshots``)."""
-    from django.contrib.auth.management import create_permissions
-
     # Permissions are normally created after the last migration (post_migrate); the
     # groups need them now, on a fresh database too.
     config = apps.get_app_config("snapshots")
@@ -53,3 +54,20 @@ def sync_roles(apps: Any) -> None:
             raise RuntimeError(f"role {role}: no permission {', '.join(sorted(missing))}")
         group, _ = Group.objects.get_or_create(name=role)
         group.permissions.set(perms)
+
+
+# --- who may do what -----------------------------------------------------------------------
+
+NO_ROLE = "Your account cannot watch runs: ask an administrator for the viewer role (manage.py grantrole)."
+
+
+def can_view(user: Any) -> bool:
+    """Viewers (``snapshots.view_run``, the viewer role) watch runs; anybody does if the
+    site allows public reading (the REST API's rule too, ``snapshots/api/permissions.py``)."""
+    if settings.CUTLINE["PUBLIC_READ"]:
+        return True
+    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("snapshots.view_run")
+
+
+def can_control(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("snapshots.control_run")

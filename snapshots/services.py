@@ -16,24 +16,25 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cluster.process import Process as SimProcess
-from cluster.store import Store
-from cluster.transport import Transport
-from cluster.workloads import get_workload, state_value
-from snapshots import topology as topo
-from snapshots.compare import compare
-from snapshots.detectors import detect
-from snapshots.models import ALGORITHMS, Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
-from snapshots.verdict import compute_verdict
+from cluster.core import topology as topo
+from cluster.core.compare import compare
+from cluster.core.detectors import detect
+from cluster.core.process import SimulatedProcess
+from cluster.core.verdict import compute_verdict
+from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id
+from cluster.core.workloads import get_workload, state_value
+from cluster.engine.store import Store
+from cluster.engine.transport import Transport
+from snapshots.models import Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
 
 log = logging.getLogger("cutline.services")
 
 MAX_RATE = 10_000.0
-SNAPSHOT_DONE_CHANNEL = "cutline:snapshot-finished"
 
 
 class ServiceError(ValueError):
@@ -47,9 +48,9 @@ def store() -> Store:
 
 @functools.cache
 def transport() -> Transport:
-    from config.celery import app
-
-    return Transport(app)
+    # The project's Celery app (config/celery.py) is the current app of every process
+    # that loaded the settings: the app layer sends through it without importing config.
+    return Transport(current_app)
 
 
 # --- topologies ---------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def transport() -> Transport:
 
 @transaction.atomic
 def import_topology(data: Any, replace: bool = False, description: str = "") -> Topology:
-    """Create a topology from its JSON (see ``snapshots/topology.py``); validated first.
+    """Create a topology from its JSON (see ``cluster/core/topology.py``); validated first.
 
     With ``replace``, a topology of the same name gets the new contents instead.
     """
@@ -167,7 +168,7 @@ def start_run(
         outgoing[src].append(dst)
         incoming[dst].append(src)
         if len(entry) > 2 and entry[2]:
-            faults[f"{src}→{dst}"] = entry[2]
+            faults[channel_id(src, dst)] = entry[2]
     seed = secrets.randbelow(2**31) if seed is None else seed
     with transaction.atomic():
         run = Run.objects.create(
@@ -185,8 +186,8 @@ def start_run(
     for p, v in zip(spec["processes"], values, strict=True):
         name = p["name"]
         neighbours = tuple(sorted(set(incoming[name]) | set(outgoing[name])))
-        proc = SimProcess(name, incoming[name], outgoing[name], workload, wl.initial_state(v, name, neighbours))
-        proc.set_channel_modes({src for src in incoming[name] if faults.get(f"{src}→{name}", {}).get("reorder")})
+        proc = SimulatedProcess(name, incoming[name], outgoing[name], workload, wl.initial_state(v, name, neighbours))
+        proc.set_channel_modes({src for src in incoming[name] if faults.get(channel_id(src, name), {}).get("reorder")})
         processes[name] = proc.to_dict()
     meta = {
         "workload": workload,
@@ -231,7 +232,7 @@ def set_channel_faults(run: Run, changes: dict[str, Any]) -> dict[str, dict[str,
         raise ServiceError(f"run {run.pk} is stopped; its channels carry nothing any more")
     if not isinstance(changes, dict) or not changes:
         raise ServiceError('give the faults as {"p1→p2": {"delay_ms": 100, "reorder": true, "loss": 0.2}}')
-    known = {f"{s}→{d}" for s, d in run.channel_pairs}
+    known = {channel_id(s, d) for s, d in run.channel_pairs}
     faults = dict(run.faults)
     for channel, settings_ in changes.items():
         if channel not in known:
@@ -322,12 +323,9 @@ def frames_in_flight(channels: list[tuple[str, str]], procs: dict[str, dict[str,
 # --- snapshots ----------------------------------------------------------------------------
 
 
-ALGORITHM_NAMES = [name for name, _ in ALGORITHMS]
-
-
 def check_algorithm(algorithm: str) -> str:
-    if algorithm not in ALGORITHM_NAMES:
-        raise ServiceError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHM_NAMES)}")
+    if algorithm not in ALGORITHMS:
+        raise ServiceError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     return algorithm
 
 
@@ -354,7 +352,7 @@ def new_snapshot(run: Run, initiator: str, algorithm: str, user: Any = None, **f
 
 
 def start_snapshot(
-    run: Run, initiator: str | None = None, user: Any = None, algorithm: str = "chandy-lamport"
+    run: Run, initiator: str | None = None, user: Any = None, algorithm: str = CHANDY_LAMPORT
 ) -> Snapshot:
     """Start a snapshot of a run at one of its processes, with either algorithm."""
     if run.status == Run.Status.STOPPED:
@@ -546,7 +544,7 @@ def _missing_reason(snapshot: Snapshot, timeout: float) -> str:
     have_p = set(snapshot.process_records.values_list("process", flat=True))
     have_c = set(snapshot.channel_records.values_list("src", "dst"))
     missing_p = [p for p in run.process_names if p not in have_p]
-    missing_c = [f"{s}→{d}" for s, d in run.channel_pairs if (s, d) not in have_c]
+    missing_c = [channel_id(s, d) for s, d in run.channel_pairs if (s, d) not in have_c]
 
     def some(items: list[str]) -> str:
         return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
@@ -567,13 +565,12 @@ def _announce(snapshot_ids: list[int]) -> None:
     """Tell anyone waiting (the CLI, tests) that these snapshots are finished."""
     if not snapshot_ids:
         return
-    transaction.on_commit(lambda: [store().redis.publish(SNAPSHOT_DONE_CHANNEL, sid) for sid in snapshot_ids])
+    transaction.on_commit(lambda: store().announce_finished(snapshot_ids))
 
 
 def wait_for_snapshot(snapshot_id: int, timeout: float) -> Snapshot:
     """Block until the snapshot is finished (or ``timeout`` passes); return it fresh."""
-    pubsub = store().redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(SNAPSHOT_DONE_CHANNEL)
+    pubsub = store().finished_snapshots()
     try:
         deadline = time.monotonic() + timeout
         while True:

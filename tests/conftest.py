@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import redis_server
+from cluster.devserver import redis_server
 
 _session: dict[str, object] = {}
 

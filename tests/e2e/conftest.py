@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cluster.children import Child, StartupError, free_port, port_open, wait_until
+from cluster.devserver.children import Child, StartupError, free_port, port_open, wait_until
 from tests.conftest import empty_own_redis
 from tests.integration.conftest import (  # noqa: F401 - fixtures and hooks are found by name
     _test_database_env,
@@ -61,8 +61,8 @@ def make_user(roles: None) -> Callable[..., Any]:
 
 @pytest.fixture
 def ring3(transactional_db: None) -> Any:
+    from cluster.core import topology as topo
     from snapshots import services
-    from snapshots import topology as topo
 
     return services.import_topology(topo.ring(3, two_way=True, name="ring3"))
 

@@ -4,7 +4,7 @@ the state on connect, frames from a real publisher in order, commands and refusa
 Each test drives the whole stack a browser would reach (``config.asgi.application``
 with its origin validator and auth middleware) through ``WebsocketCommunicator``, with
 the real channel layer on this session's Redis. Frames come from a real
-:class:`~snapshots.events.Publisher` fed with real process steps, so the tests cover
+:class:`~snapshots.live.publisher.Publisher` fed with real process steps, so the tests cover
 the worker's side of the stream too; only the workers themselves are left out (they
 are in the browser tests).
 """
@@ -22,10 +22,12 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from cluster.process import Process
-from cluster.store import StepCommit
-from snapshots import consumers, events, recovery, services, watch
-from snapshots.events import Publisher
+from cluster.core.process import SimulatedProcess
+from cluster.engine.store import StepCommit
+from snapshots import recovery, services, signals
+from snapshots import watchpoints as watch
+from snapshots.live import consumers
+from snapshots.live.publisher import Publisher
 from snapshots.models import Restore, Run, Snapshot, Watchpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,11 +78,11 @@ def publisher(redis_url: str) -> Any:
     pub.close()
 
 
-def act(run: Run, name: str, publisher: Publisher) -> Process:
+def act(run: Run, name: str, publisher: Publisher) -> SimulatedProcess:
     """One workload step of a process, committed to the store and handed to the publisher
     exactly as a worker does; then the publisher flushes one frame."""
     store = services.store()
-    proc = Process.from_dict(store.load_process(run.pk, name))
+    proc = SimulatedProcess.from_dict(store.load_process(run.pk, name))
     step = proc.act(random.Random(len(proc.sent) + proc.counters["messages_sent"]), run.params)
     store.commit_steps(run.pk, [StepCommit(name, proc.to_dict(), [], [], [])])
     publisher.on_step(run.pk, proc, step)
@@ -505,7 +507,7 @@ def test_a_restore_is_carried_out_and_every_page_starts_over(
     def restore_run(run_: Run, snapshot: Snapshot, user: Any = None) -> Restore:
         asked.append((run_.pk, snapshot.pk, user.username))
         restore = Restore.objects.create(run=run_, snapshot=snapshot, epoch=1, replayed_messages=3, dropped_frames=2)
-        events.announce_restore(run_.pk)  # as recovery.restore_run does once it is done
+        signals.announce(signals.run_restored, run_.pk)  # as recovery.restore_run does once it is done
         return restore
 
     monkeypatch.setattr(recovery, "restore_run", restore_run)

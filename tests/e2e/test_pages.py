@@ -272,7 +272,7 @@ def test_the_restore_form_restores_and_lands_on_the_dashboard(
 def test_the_state_json_carries_restores_watchpoints_properties_and_channel_contents(
     ring3: Any, make_user: Callable[..., Any]
 ) -> None:
-    from cluster.store import channel_key, process_key
+    from cluster.engine.store import channel_log_key, process_key
 
     run = services.start_run(ring3, rate=1.0)
     first = recorded(run, {"p1": 100, "p2": 100, "p3": 100}, {})
@@ -289,7 +289,7 @@ def test_the_state_json_carries_restores_watchpoints_properties_and_channel_cont
         {"kind": "marker", "src": "p1", "dst": "p2", "seq": 3, "snapshot": 9, "epoch": 1},
     ]
     store.redis.zadd(
-        channel_key(run.pk, "p1", "p2"), {json.dumps({"sent_at": 1.0, "frame": f}): f["seq"] for f in frames}
+        channel_log_key(run.pk, "p1", "p2"), {json.dumps({"sent_at": 1.0, "frame": f}): f["seq"] for f in frames}
     )
     state = client_for(make_user("vera", "viewer")).get(f"/runs/{run.pk}/state.json").json()
     assert state["restores"] == [

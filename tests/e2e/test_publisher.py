@@ -1,7 +1,7 @@
 """The publisher's coalescing, without I/O: whatever the message rate, at most one compact
 frame per run per interval, and never a snapshot event lost on the way.
 
-The processes here are the real pure ``Process`` of the runtime, driven by hand.
+The processes here are the real pure ``SimulatedProcess`` of the runtime, driven by hand.
 """
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from cluster.process import Process, Step
-from snapshots.events import MESSAGES_PER_CHANNEL, Coalescer, run_settings
+from cluster.core.process import SimulatedProcess, Step
+from snapshots.live.frames import run_settings
+from snapshots.live.publisher import MESSAGES_PER_CHANNEL, Coalescer
 
 INTERVAL = 0.1
 
 
-def ring3() -> dict[str, Process]:
+def ring3() -> dict[str, SimulatedProcess]:
     """p1 → p2 → p3 → p1, one way, 100 each."""
     edges = [("p1", "p2"), ("p2", "p3"), ("p3", "p1")]
     return {
-        name: Process(
+        name: SimulatedProcess(
             name,
             [s for s, d in edges if d == name],
             [d for s, d in edges if s == name],
@@ -30,7 +31,7 @@ def ring3() -> dict[str, Process]:
     }
 
 
-def deliver(procs: dict[str, Process], step: Step) -> list[tuple[Process, Step]]:
+def deliver(procs: dict[str, SimulatedProcess], step: Step) -> list[tuple[SimulatedProcess, Step]]:
     return [(procs[f["dst"]], procs[f["dst"]].receive(f)) for f in step.sends]
 
 
@@ -83,7 +84,7 @@ def test_nothing_new_means_no_frame_and_no_number_used() -> None:
 
 def test_snapshot_events_are_never_coalesced_away() -> None:
     procs, rng, c = ring3(), random.Random(4), Coalescer("src")
-    steps: list[tuple[Process, Step]] = []
+    steps: list[tuple[SimulatedProcess, Step]] = []
     for _ in range(50):  # traffic all around the ring
         for name in ("p1", "p2", "p3"):
             step = procs[name].act(rng, {})
@@ -161,7 +162,7 @@ def test_frames_say_their_epoch_and_a_restored_process_is_sent_whole() -> None:
     assert c.frames(now=1.0, interval=INTERVAL)[0][2]["epoch"] == 0
     # A restore: the same process, in a new epoch, back in an older state. Published as a
     # difference from what was sent before, keys that happen to match would be left out.
-    restored = Process.from_dict({**procs["p1"].to_dict(), "epoch": 1})
+    restored = SimulatedProcess.from_dict({**procs["p1"].to_dict(), "epoch": 1})
     c.on_step(1, restored, Step(), now=2.0)
     frame = c.frames(now=2.0, interval=INTERVAL)[0][2]
     assert frame["epoch"] == 1

@@ -1,6 +1,6 @@
 """Real Celery worker processes for the integration tests.
 
-``cluster_workers`` starts workers exactly as ``make run`` does (cluster/launcher.py
+``cluster_workers`` starts workers exactly as ``make run`` does (cluster/devserver/launcher.py
 builds both command lines), pointed at this session's Redis and broker and at the test
 database, and returns once every worker answers a control ping. Tests that use it see
 the database through ``transactional_db``: the workers are other processes, so they
@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import pytest
 from celery import Celery
 
-from cluster.children import Child, StartupError, stop_all, wait_until
-from cluster.launcher import (
+from cluster.devserver.children import Child, StartupError, stop_all, wait_until
+from cluster.devserver.launcher import (
     BASE_DIR,
     start_workers,
     wait_for_workers,
@@ -64,7 +64,7 @@ def _forget_broker_state(shards: int, own_redis: bool) -> None:
     """
     from django.conf import settings
 
-    from cluster.transport import queue_name
+    from cluster.engine.transport import queue_name
     from snapshots.models import Run
 
     if settings.CELERY_BROKER_URL != settings.REDIS_URL:

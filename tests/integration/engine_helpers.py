@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cluster.children import Child
-from cluster.store import WORKER_TTL, WORKERS
-from cluster.workloads import get_workload, payload_value, state_value
+from cluster.core.workloads import get_workload, payload_value, state_value
+from cluster.devserver.children import Child
+from cluster.engine.store import WORKER_TTL, WORKERS
 from snapshots import services
 from snapshots.demo import demo_topologies
 from snapshots.models import Run, Snapshot, Topology
@@ -159,6 +159,12 @@ def await_traffic(run: Run, messages: int, workers: Sequence[Child] = (), timeou
         timeout=timeout,
         workers=workers,
     )
+
+
+def take_snapshot(run: Run, initiator: str | None = None, algorithm: str = "chandy-lamport") -> dict[str, Any]:
+    """One snapshot, waited for: its export, whether it ended complete or failed."""
+    started = services.start_snapshot(run, initiator, algorithm=algorithm)
+    return services.wait_for_snapshot(started.pk, SNAPSHOT_WAIT).to_dict()
 
 
 def snapshot_all(run_initiators: Iterable[tuple[Run, str]], timeout: float = SNAPSHOT_WAIT) -> list[dict[str, Any]]:

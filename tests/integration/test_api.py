@@ -17,10 +17,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from cluster.children import free_port
-from cluster.store import Store
-from snapshots import exports, services
-from snapshots import topology as topo
+from cluster.core import topology as topo
+from cluster.devserver.children import free_port
+from cluster.engine.store import Store
+from snapshots import services
+from snapshots.api import exports
 from snapshots.models import Run, Snapshot, Topology
 from tests.integration.test_api_support import (
     live_cluster,
@@ -501,7 +502,7 @@ def test_the_openapi_schema_is_valid_and_complete(tmp_path: Any) -> None:
         "--validate",
         "--fail-on-warn",
         "--custom-settings",
-        "snapshots.api_urls.SCHEMA_SETTINGS",
+        "snapshots.api.urls.SCHEMA_SETTINGS",
         "--file",
         str(out),
     )

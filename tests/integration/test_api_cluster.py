@@ -18,7 +18,7 @@ from typing import Any
 
 from django.test import Client
 
-from cluster.children import Child
+from cluster.devserver.children import Child
 from snapshots import services
 from snapshots.models import Snapshot, Topology
 from tests.integration.test_api_support import forget_runs, make_user, token_client

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from snapshots import watch
+from snapshots import watchpoints as watch
 from tests.integration.test_api_support import (
     live_cluster,
     make_finished_snapshot,

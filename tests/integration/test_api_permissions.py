@@ -19,8 +19,9 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from snapshots import services, watch
-from snapshots import topology as topo
+from cluster.core import topology as topo
+from snapshots import services
+from snapshots import watchpoints as watch
 from snapshots.models import Run, Topology
 from tests.integration.test_api_support import (
     live_cluster,

@@ -19,10 +19,10 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from cluster.store import WORKERS
-from cluster.transport import queue_name
+from cluster.core import topology as topo
+from cluster.engine.store import WORKERS
+from cluster.engine.transport import queue_name
 from snapshots import services
-from snapshots import topology as topo
 from snapshots.models import ChannelRecord, ProcessRecord, Run, Snapshot, Topology
 from snapshots.roles import sync_roles
 

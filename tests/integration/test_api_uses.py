@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from cluster.children import Child
-from snapshots import exports, services
+from cluster.devserver.children import Child
+from snapshots import services
+from snapshots.api import exports
 from snapshots.models import Restore, Run, Snapshot, Watchpoint
 from tests.integration.engine_helpers import (
     SNAPSHOT_WAIT,

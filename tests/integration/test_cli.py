@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from cluster.children import Child, free_port
-from cluster.store import WORKERS
+from cluster.devserver.children import Child, free_port
+from cluster.engine.store import WORKERS
 from snapshots import services
 from snapshots.models import Run, Snapshot, Topology
 from tests.integration.engine_helpers import (

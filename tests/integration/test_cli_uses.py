@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cluster.children import Child
-from cluster.store import WORKERS
+from cluster.devserver.children import Child
+from cluster.engine.store import WORKERS
 from snapshots import services
 from snapshots.models import Run, Snapshot, Watchpoint
 from tests.integration.engine_helpers import (

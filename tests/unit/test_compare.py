@@ -1,4 +1,4 @@
-"""Comparing two snapshots of one run (snapshots/compare.py), from their exports."""
+"""Comparing two snapshots of one run (cluster/core/compare.py), from their exports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from snapshots.compare import compare
+from cluster.core.compare import compare
 
 
 def export(snapshot: int, balances: dict[str, int], messages: dict[str, list[tuple[int, int]]], **extra: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Watchpoint conditions (snapshots/conditions.py): what they mean, what they refuse, and safety.
+"""Watchpoint conditions (cluster/core/conditions.py): what they mean, what they refuse, and safety.
 
 People type conditions, so three things matter: a good condition means what it says,
 a bad one is refused with a message that points at the mistake, and no text at all
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapshots.conditions import MAX_DEPTH, MAX_LENGTH, Condition, ConditionError, known_names, parse
+from cluster.core.conditions import MAX_DEPTH, MAX_LENGTH, Condition, ConditionError, known_names, parse
 
 
 def holds(text: str, state: dict[str, Any] | None = None, **event: Any) -> bool:

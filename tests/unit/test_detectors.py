@@ -1,7 +1,7 @@
-"""Stable-property detectors (snapshots/detectors.py): conservation, termination, deadlock.
+"""Stable-property detectors (cluster/core/detectors.py): conservation, termination, deadlock.
 
 First on recorded states written out by hand, one rule at a time; then on real
-snapshots of runs of the pure ``Process`` (a tiny local cluster below): a diffusing
+snapshots of runs of the pure ``SimulatedProcess`` (a tiny local cluster below): a diffusing
 computation is seen to terminate, and five philosophers are seen to deadlock.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from cluster.process import Process
-from cluster.workloads import get_workload, state_value
-from snapshots import topology as topo
+from cluster.core import topology as topo
+from cluster.core.detectors import PROPERTIES, detect
+from cluster.core.process import SimulatedProcess
+from cluster.core.verdict import compute_verdict
+from cluster.core.workloads import get_workload, state_value
 from snapshots.demo import demo_topologies
-from snapshots.detectors import PROPERTIES, detect
-from snapshots.verdict import compute_verdict
 
 CONSISTENT = {"consistent": True, "conserved": None, "expected_total": None, "recorded_total": None, "problems": []}
 
@@ -250,7 +250,7 @@ class LocalCluster:
             incoming = [s for s, d in self.edges if d == name]
             outgoing = [d for s, d in self.edges if s == name]
             state = self.wl.initial_state(proc.get(self.wl.value_key, 0), name, sorted(outgoing))
-            self.processes[name] = Process(name, incoming, outgoing, self.spec["workload"], state)
+            self.processes[name] = SimulatedProcess(name, incoming, outgoing, self.spec["workload"], state)
         self.expected_total = sum(state_value(self.wl, p.state) for p in self.processes.values())
         self.queues: dict[tuple[str, str], deque[dict[str, Any]]] = {e: deque() for e in self.edges}
         self.records: dict[int, list[dict[str, Any]]] = {}

@@ -1,10 +1,10 @@
-"""Channel faults at the sender (cluster/links.py): delay, reordering, loss."""
+"""Channel faults at the sender (cluster/core/links.py): delay, reordering, loss."""
 
 from __future__ import annotations
 
 import random
 
-from cluster.links import REORDER_JITTER_MS, Fault, Links
+from cluster.core.links import REORDER_JITTER_MS, Fault, Links
 
 
 def _frames(n: int, src: str = "p1", dst: str = "p2") -> list[dict[str, object]]:

@@ -1,4 +1,4 @@
-"""Restoring a run from a complete snapshot (cluster/restore.py), in the simulator and by hand."""
+"""Restoring a run from a complete snapshot (cluster/core/restore.py), in the simulator and by hand."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from cluster.process import Process
-from cluster.restore import restore_processes
-from cluster.simulator import Simulator
-from cluster.workloads import state_value
-from snapshots import topology
-from tests.unit.checks import assert_snapshot_sound
+from cluster.core import topology
+from cluster.core.process import SimulatedProcess
+from cluster.core.restore import restore_processes
+from cluster.core.simulator import Simulator
+from cluster.core.workloads import state_value
+from tests.unit.snapshot_checks import assert_snapshot_sound
 
 
 def sim_with_snapshot(seed: int = 4, algorithm: str = "chandy-lamport") -> Simulator:
@@ -40,8 +40,8 @@ def ring_records() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def current() -> dict[str, dict[str, Any]]:
-    p1 = Process("p1", ["p2"], ["p2"], "bank", {"balance": 1})
-    p2 = Process("p2", ["p1"], ["p1"], "bank", {"balance": 2})
+    p1 = SimulatedProcess("p1", ["p2"], ["p2"], "bank", {"balance": 1})
+    p2 = SimulatedProcess("p2", ["p1"], ["p1"], "bank", {"balance": 2})
     p1.counters["messages_sent"] = 99
     p2.set_channel_modes({"p1"})
     p2.receivers["p1"].duplicates = 5
@@ -73,7 +73,7 @@ def test_machines_start_fresh_and_counters_go_on() -> None:
     now["p1"]["watch_last"] = {"4": True}
     now["p1"]["snapshots"]["finished"] = [1, 2]
     restored = restore_processes(["p1", "p2"], [("p1", "p2"), ("p2", "p1")], "bank", 1, processes, channels, now)
-    p1 = Process.from_dict({k: v for k, v in restored["p1"].items() if k != "outbox"})
+    p1 = SimulatedProcess.from_dict({k: v for k, v in restored["p1"].items() if k != "outbox"})
     assert p1.snapshots.active == {} and p1.snapshots.finished == set() and p1.snapshots.red == []
     assert p1.watch_last == {}
     assert p1.counters["messages_sent"] == 99 and p1.counters["restores"] == 1

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cluster.simulator import Simulator
-from cluster.workloads import state_value
-from tests.unit.checks import assert_snapshot_sound
+from cluster.core.simulator import Simulator
+from cluster.core.workloads import state_value
+from tests.unit.snapshot_checks import assert_snapshot_sound
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"

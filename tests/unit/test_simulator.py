@@ -1,17 +1,36 @@
-"""The in-memory simulator (cluster/simulator.py): moves, determinism, faults, export."""
+"""The in-memory simulator (cluster/core/simulator.py): moves, determinism, faults, export.
+
+Then whole runs: a marker overtaken on non-FIFO channels, Chandy–Lamport beside Lai–Yang;
+and Hypothesis properties — snapshots on random graphs, workloads and interleavings.
+Each example draws a strongly connected topology of 2–12 processes, a workload, a seed
+for the simulator's interleaving of transfers and deliveries, and up to five snapshots
+started at random processes after random numbers of moves, so they often overlap.
+After ``stabilize`` every snapshot must be finished, conserved, a consistent cut, and
+match what the simulator knows really happened (tests/unit/snapshot_checks.py).
+
+On FIFO channels that holds for Chandy–Lamport; on non-FIFO channels (the ``reorder``
+fault, with loss and retransmission on top) it holds for Lai–Yang, even with
+Chandy–Lamport snapshots — whose cuts may be wrong there — running at the same time.
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from cluster.simulator import Simulator
-from cluster.workloads import state_value
-from snapshots import topology
-from snapshots.algorithm import ProtocolError
-from snapshots.topology import TopologyError
-from tests.unit.checks import assert_snapshot_sound
+from cluster.core import topology
+from cluster.core.algorithm import LAI_YANG, ProtocolError
+from cluster.core.simulator import Simulator
+from cluster.core.topology import TopologyError, validate
+from cluster.core.workloads import state_value
+from tests.unit.snapshot_checks import assert_recorded_exactly_once, assert_snapshot_sound
+
+LY = LAI_YANG
 
 
 def two_banks(fifo: bool = True) -> Simulator:
@@ -336,3 +355,200 @@ def test_a_frame_of_an_older_epoch_is_dropped_as_stale() -> None:
     balance = balances(sim)["p2"]
     assert sim.deliver("p1", "p2").events == []
     assert balances(sim)["p2"] == balance and sim.processes["p2"].counters["stale"] == 1
+
+
+# -- whole runs: a marker overtaken on non-FIFO channels -----------------------------------
+
+
+def overtaking(algorithm: str) -> Simulator:
+    """p1 sends a transfer (seq 1), starts snapshot 1 (marker seq 2), sends another (seq 3),
+    all on a non-FIFO p1→p2 that delivers them 3, 2, 1: the marker overtakes one transfer
+    and is overtaken by the other."""
+    sim = Simulator(topology.ring(2, value=100), seed=1, faults={"p1→p2": {"reorder": True}})
+    sim.run_script([["act", "p1"], ["initiate", "p1", 1, algorithm], ["act", "p1"]])
+    sim.deliver("p1", "p2", 2)
+    sim.deliver("p1", "p2", 1)
+    sim.stabilize()
+    return sim
+
+
+def test_chandy_lamport_on_a_non_fifo_channel_records_an_inconsistent_cut() -> None:
+    sim = overtaking("chandy-lamport")
+    verdict = sim.snapshot_export(1)["verdict"]
+    assert not verdict["consistent"] and not verdict["conserved"]
+    assert verdict["problems"][:2] == [
+        (
+            "p1→p2: p2 recorded receiving seq 3 from p1, which p1 sent after its cut (its marker was seq 2):"
+            " the message overtook the marker — the channel is not FIFO"
+        ),
+        (
+            "p1→p2: seq 1 was sent before p1 recorded and not received before p2 recorded,"
+            " but the channel's recorded state does not hold it"
+        ),
+    ]
+
+
+def test_lai_yang_on_the_same_channel_records_a_consistent_cut() -> None:
+    sim = overtaking(LY)
+    export = assert_snapshot_sound(sim, 1)
+    p2 = export["processes"][1]
+    # Seq 3 was red: p2 recorded before applying it, and the marker came before seq 1.
+    assert (p2["state"], p2["received"], p2["received_above"]) == ({"balance": 100}, {"p1": 0}, {})
+    p1_to_p2 = export["channels"][0]
+    assert [m["seq"] for m in p1_to_p2["messages"]] == [1]
+    assert export["algorithm"] == LY
+
+
+# -- Hypothesis: random graphs, workloads and interleavings --------------------------------
+
+
+# Budget: these properties run in well under a minute on two cores.
+FAST = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def strongly_connected_topologies(draw: st.DrawFn) -> dict[str, Any]:
+    """Any strongly connected digraph on 2–12 processes, not just rings with chords.
+
+    Each process after the first gets a channel from some earlier process (so p1
+    reaches everyone) and a channel to some earlier process (so everyone reaches p1);
+    random extra channels come on top. Stars, lines and one-way cycles all come up.
+    """
+    n = draw(st.integers(2, 12))
+    names = [f"p{i}" for i in range(1, n + 1)]
+    edges: set[tuple[str, str]] = set()
+    for i in range(1, n):
+        edges.add((names[draw(st.integers(0, i - 1))], names[i]))
+        edges.add((names[i], names[draw(st.integers(0, i - 1))]))
+    extra = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2 * n))
+    edges |= {(names[a], names[b]) for a, b in extra if a != b}
+    workload = draw(st.sampled_from(["bank", "token"]))
+    if workload == "bank":
+        values = draw(st.lists(st.integers(0, 200), min_size=n, max_size=n))
+        processes = [{"name": name, "balance": v} for name, v in zip(names, values, strict=True)]
+    else:
+        holder = draw(st.integers(0, n - 1))
+        processes = [{"name": name, "tokens": int(i == holder)} for i, name in enumerate(names)]
+    return {"name": "drawn", "workload": workload, "processes": processes, "channels": [list(e) for e in sorted(edges)]}
+
+
+@dataclass(frozen=True)
+class Run:
+    topology: dict[str, Any]
+    seed: int
+    snapshots: list[tuple[int, int]]  # (moves before it starts, index of its initiator)
+    tail: int  # moves after the last one starts, before stabilize
+
+    def play(self, fault_rate: float = 0.0) -> Simulator:
+        sim = Simulator(self.topology, self.seed, params={"max_amount": 25})
+        for moves, who in self.snapshots:
+            sim.run_random(moves, fault_rate=fault_rate)
+            sim.initiate(sim.names[who % len(sim.names)])
+        sim.run_random(self.tail, fault_rate=fault_rate)
+        sim.stabilize()
+        return sim
+
+
+runs = st.builds(
+    Run,
+    topology=strongly_connected_topologies(),
+    seed=st.integers(0, 2**32 - 1),
+    snapshots=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 11)), min_size=1, max_size=5),
+    tail=st.integers(0, 80),
+)
+
+
+@given(strongly_connected_topologies())
+@FAST
+def test_drawn_topologies_are_valid(topology: dict[str, Any]) -> None:
+    assert validate(topology) == topology
+
+
+@given(runs)
+@FAST
+def test_every_snapshot_finishes_as_a_conserved_consistent_cut(run: Run) -> None:
+    sim = run.play()
+    assert len(sim.snapshots) == len(run.snapshots)
+    for snapshot in sim.snapshots:
+        assert_snapshot_sound(sim, snapshot)
+
+
+@given(runs)
+@FAST
+def test_every_channel_and_process_is_recorded_exactly_once_per_snapshot(run: Run) -> None:
+    sim = run.play()
+    for snapshot in sim.snapshots:
+        assert_recorded_exactly_once(sim, snapshot)
+    # Every process ends with every snapshot finished and nothing left open.
+    for proc in sim.processes.values():
+        assert proc.snapshots.active == {}
+        assert proc.snapshots.finished == set(sim.snapshots)
+
+
+@given(runs)
+@FAST
+def test_fifo_absorbs_duplicated_and_reordered_frames(run: Run) -> None:
+    sim = run.play(fault_rate=0.15)
+    for snapshot in sim.snapshots:
+        assert_snapshot_sound(sim, snapshot)
+    # Duplicates were dropped, not applied: nothing was created or lost.
+    assert sum(state_value(sim.workload, p.state) for p in sim.processes.values()) == sim.expected_total
+    assert all(c["held"] == 0 for c in sim.channel_counters().values())
+
+
+@dataclass(frozen=True)
+class NonFifoRun:
+    topology: dict[str, Any]
+    seed: int
+    snapshots: list[tuple[int, int, str]]  # (moves before it starts, index of its initiator, algorithm)
+    tail: int
+    loss: float
+    fault_rate: float  # the broker's duplicates and swaps, on top
+
+    def play(self) -> Simulator:
+        faults = {f"{src}→{dst}": {"reorder": True, "loss": self.loss} for src, dst in self.topology["channels"]}
+        sim = Simulator(self.topology, self.seed, params={"max_amount": 25}, faults=faults)
+        for moves, who, algorithm in self.snapshots:
+            sim.run_random(moves, fault_rate=self.fault_rate)
+            sim.initiate(sim.names[who % len(sim.names)], algorithm=algorithm)
+        sim.run_random(self.tail, fault_rate=self.fault_rate)
+        sim.stabilize()
+        return sim
+
+
+non_fifo_runs = st.builds(
+    NonFifoRun,
+    topology=strongly_connected_topologies(),
+    seed=st.integers(0, 2**32 - 1),
+    snapshots=st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 11), st.sampled_from(["lai-yang", "lai-yang", "chandy-lamport"])),
+        min_size=1,
+        max_size=5,
+    ),
+    tail=st.integers(0, 80),
+    loss=st.sampled_from([0.0, 0.1, 0.4]),
+    fault_rate=st.sampled_from([0.0, 0.1]),
+)
+
+
+@given(non_fifo_runs)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_lai_yang_snapshots_on_non_fifo_channels_are_conserved_consistent_cuts(run: NonFifoRun) -> None:
+    sim = run.play()
+    assert len(sim.snapshots) == len(run.snapshots)
+    for snapshot, log in sim.snapshots.items():
+        if log.algorithm == "lai-yang":
+            assert_snapshot_sound(sim, snapshot)
+        else:
+            assert_recorded_exactly_once(sim, snapshot)
+    for proc in sim.processes.values():
+        assert proc.snapshots.active == {}
+    assert sum(state_value(sim.workload, p.state) for p in sim.processes.values()) == sim.expected_total
+
+
+@given(runs)
+@settings(max_examples=30, deadline=None)
+def test_the_same_run_gives_the_same_snapshots(run: Run) -> None:
+    first, second = run.play(fault_rate=0.1), run.play(fault_rate=0.1)
+    assert [first.snapshot_export(s) for s in first.snapshots] == [second.snapshot_export(s) for s in second.snapshots]
+    assert first.events == second.events

@@ -1,4 +1,4 @@
-"""The verdict on recorded state (snapshots/verdict.py), on hand-made exports.
+"""The verdict on recorded state (cluster/core/verdict.py), on hand-made exports.
 
 The baseline is a real consistent cut of a three-bank ring p1→p2→p3→p1, $100 each:
 p1 sent $10 to p2 (seq 1) before recording; p2 recorded before receiving it, so it is
@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from snapshots.verdict import compute_verdict
+from cluster.core.verdict import compute_verdict
 
 NAMES = ["p1", "p2", "p3"]
 CHANNELS = [("p1", "p2"), ("p2", "p3"), ("p3", "p1")]

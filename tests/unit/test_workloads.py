@@ -1,4 +1,4 @@
-"""The workloads (cluster/workloads.py): what each process does, and what each keeps true.
+"""The workloads (cluster/core/workloads.py): what each process does, and what each keeps true.
 
 The workloads are driven here directly, by a small loop that plays the part of the
 channels (``Table``): it keeps every message in flight per channel in FIFO order and
@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster.workloads import (
+from cluster.core import topology as topo
+from cluster.core.workloads import (
     HUNGER,
     WORKLOADS,
     Bank,
@@ -29,7 +30,6 @@ from cluster.workloads import (
     starting_forks,
     state_value,
 )
-from snapshots import topology as topo
 
 fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,14 +9,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from snapshots import recovery, services, watch
-from snapshots.models import ALGORITHMS, Snapshot, Topology, Watchpoint
-from snapshots.serializers import channel_key
+from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id, normal_channel_id
+from snapshots import presenter, recovery, services
+from snapshots import watchpoints as watch
+from snapshots.models import Snapshot, Topology, Watchpoint
 
 from ._cli import fault_words, faults_line, service_errors
 
 WORKLOADS = [name for name, _ in Topology.WORKLOADS]
-ALGORITHM_NAMES = [name for name, _ in ALGORITHMS]
 SNAPSHOT_WAIT_EXTRA = 10.0  # seconds a triggered snapshot may take, on top of --wait
 
 
@@ -78,7 +78,7 @@ class Command(BaseCommand):
         add.add_argument("--process", help="the process that watches (default: every process)")
         add.add_argument("--mode", choices=Watchpoint.Mode.values, default="once")
         add.add_argument("--cooldown", type=float, default=5.0, help="mode every: seconds between two snapshots")
-        add.add_argument("--algorithm", choices=ALGORITHM_NAMES, default="chandy-lamport")
+        add.add_argument("--algorithm", choices=ALGORITHMS, default=CHANDY_LAMPORT)
         add.add_argument(
             "--wait",
             type=float,
@@ -166,7 +166,11 @@ class Command(BaseCommand):
         given = {key: opts[key] for key in ("delay_ms", "reorder", "loss") if opts[key] is not None}
         if opts["clear"] and given:
             raise CommandError("give either --clear or new settings (--delay-ms, --reorder, --loss), not both")
-        channels = [channel_key(opts["channel"])] if opts["channel"] else [f"{s}→{d}" for s, d in run.channel_pairs]
+        channels = (
+            [normal_channel_id(opts["channel"])]
+            if opts["channel"]
+            else [channel_id(s, d) for s, d in run.channel_pairs]
+        )
         if opts["channel"] and not (given or opts["clear"]):
             raise CommandError(
                 f"give {channels[0]} new settings (--delay-ms, --reorder/--no-reorder, --loss) or --clear"
@@ -215,10 +219,9 @@ class Command(BaseCommand):
                 raise CommandError(f"watchpoint {watchpoint.pk} did not trigger within {seconds:g} s")
             time.sleep(0.25)
         snapshot = services.wait_for_snapshot(snapshot.pk, SNAPSHOT_WAIT_EXTRA + max(0.0, deadline - time.monotonic()))
-        verdict = "sound" if services.is_sound(snapshot) else "NOT sound"
         self.stdout.write(
             f"snapshot {snapshot.pk} ({snapshot.algorithm}) triggered at {snapshot.initiator}: {snapshot.trigger}"
-            f" — {snapshot.status}" + (f", {verdict}" if snapshot.status == Snapshot.Status.COMPLETE else "")
+            f" — {presenter.terminal_outcome(snapshot)}"
         )
 
     def do_watch_list(self, opts: dict[str, Any]) -> None:

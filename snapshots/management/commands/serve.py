@@ -1,4 +1,4 @@
-"""``manage.py serve``: what ``make run`` runs (see cluster/launcher.py)."""
+"""``manage.py serve``: what ``make run`` runs (see cluster/devserver/launcher.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cluster import launcher
+from cluster.devserver import launcher
 
 
 class Command(BaseCommand):

@@ -9,12 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from snapshots import services
-from snapshots.models import ALGORITHMS, Snapshot
+from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id
+from snapshots import presenter, services
+from snapshots.models import Snapshot
 
 from ._cli import service_errors
-
-PROPERTY_NAMES = ("conservation", "termination", "deadlock")
 
 
 class Command(BaseCommand):
@@ -25,8 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--initiator", help="the process that starts it (default: the first)")
         parser.add_argument(
             "--algorithm",
-            choices=[name for name, _ in ALGORITHMS],
-            default="chandy-lamport",
+            choices=ALGORITHMS,
+            default=CHANDY_LAMPORT,
             help="lai-yang also works on non-FIFO channels (default: chandy-lamport)",
         )
         parser.add_argument("--json", action="store_true", help="print the export shape as JSON")
@@ -85,28 +84,15 @@ class Command(BaseCommand):
         w(f"{'channel':<16} recorded messages (seq: payload)")
         for c in data["channels"]:
             msgs = ", ".join(f"{m['seq']}: {json.dumps(m['payload'])}" for m in c["messages"]) or "empty"
-            w(f"{c['src'] + '→' + c['dst']:<16} {msgs}")
-        v = data["verdict"]
-        if v:
+            w(f"{channel_id(c['src'], c['dst']):<16} {msgs}")
+        if data["verdict"]:
             w("")
-            if v["conserved"] is None:
-                conservation = "nothing to conserve"
-            else:
-                conserved = "conserved" if v["conserved"] else "NOT conserved"
-                conservation = f"{v['recorded_total']} of {v['expected_total']} {conserved}"
-            w(
-                f"verdict: {'consistent' if v['consistent'] else 'INCONSISTENT'} · {conservation}"
-                f" · {len(v['problems'])} problems"
-            )
-            for problem in v["problems"]:
-                w(f"  - {problem}")
+            for line in presenter.terminal_verdict(data["verdict"]):
+                w(line)
         if data["properties"]:
             w("")
-            for name in PROPERTY_NAMES:
-                found = data["properties"].get(name)
-                if found:
-                    holds = {True: "holds", False: "does not hold", None: "n/a"}[found.get("holds")]
-                    w(f"{name}: {holds} — {found.get('detail', '')}")
+            for line in presenter.terminal_properties(data["properties"]):
+                w(line)
 
     def compare(self, opts: dict[str, Any]) -> None:
         a, b = _snapshot(opts["a"]), _snapshot(opts["b"])
@@ -126,7 +112,7 @@ def _snapshot(snapshot_id: str) -> Snapshot:
 
 
 def comparison_lines(c: dict[str, Any]) -> list[str]:
-    """``snapshots/compare.py``'s answer in words, one line per change."""
+    """``cluster/core/compare.py``'s answer in words, one line per change."""
     a, b = c["a"], c["b"]
 
     def side(s: dict[str, Any]) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from cluster.core.topology import TopologyError
 from snapshots import services
 from snapshots.models import Topology
-from snapshots.topology import TopologyError
 
 from ._cli import service_errors
 

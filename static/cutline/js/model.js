@@ -7,12 +7,12 @@
 // carries it as `now`), so the same events give the same model; render(model) in
 // graph.js and panels.js draws it and never changes it.
 //
-// The stream contract (snapshots/stream.py): each source numbers its frames of the run
+// The stream contract (snapshots/live/state.py): each source numbers its frames of the run
 // 1, 2, 3 …; the state says which number it is current to (`cursors`). A delta at or
 // below its source's cursor is already in the state; one beyond cursor + 1 means frames
 // were lost, so the model sets stream.reload and the caller fetches state.json.
 //
-// A restore starts the run over in a new epoch (snapshots/events.py). The server says so
+// A restore starts the run over in a new epoch (snapshots/live/publisher.py). The server says so
 // with a `restore` frame; a delta, heartbeat or reply naming a newer epoch says it too
 // (for a page that missed that frame). Either way the page starts over from state.json,
 // and a delta of an older epoch still counts for its source's numbering but changes
@@ -312,7 +312,6 @@ function ensureSnapshot(model, id, initiator) {
         channels_total: Object.keys(model.channels).length,
       },
       verdict: null,
-      verdict_text: "running",
       algorithm: "chandy-lamport",
       epoch: model.run ? model.run.epoch ?? 0 : 0,
       properties: null,

@@ -99,9 +99,10 @@ function watchpointText(w) {
   return w ? `⚑ watchpoint #${esc(w.id)} <code>${esc(w.condition)}</code>` : "";
 }
 
-function holdsWord(result) {
-  if (!result || result.holds === null || result.holds === undefined) return "n.a.";
-  return result.holds ? "yes" : "no";
+// What a stable property's `holds` (true, false, or null: not applicable) reads as, in
+// the server's words (`config.words.holds`, from snapshots/presenter.py).
+function holdsWord(words, result) {
+  return words.holds[String(result?.holds ?? null)];
 }
 
 // --- header ---------------------------------------------------------------------------------
@@ -363,7 +364,7 @@ export function renderSnapshotPanel(model, el, config) {
   const problems = focus.verdict && focus.verdict.problems.length
     ? `<h3>Problems</h3><ul class="problems" id="problems">${focus.verdict.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>`
     : focus.status === "failed" && focus.reason ? `<p class="problems" id="problems">${esc(focus.reason)}</p>` : "";
-  put(el.recorded, problems + propertiesTable(model, focus) + recordedTables(model, focus));
+  put(el.recorded, problems + propertiesTable(model, focus, config.words) + recordedTables(model, focus));
 }
 
 function triggerText(snap) {
@@ -372,11 +373,11 @@ function triggerText(snap) {
     (snap.trigger ? ` saw <span class="mono">${esc(snap.trigger)}</span>` : "") + `</p>`;
 }
 
-function propertiesTable(model, snap) {
+function propertiesTable(model, snap, words) {
   if (!snap.properties) return "";
   const rows = PROPERTIES.filter((name) => snap.properties[name]).map((name) => {
     const result = snap.properties[name];
-    const word = holdsWord(result);
+    const word = holdsWord(words, result);
     const first = model.firstHolding[name] === snap.id ? ` <span class="badge">first held here</span>` : "";
     const cycle = name === "deadlock" && deadlockCycle(snap).length
       ? `<div class="mono cycle">${deadlockCycle(snap).map(esc).join(" → ")} → ${esc(deadlockCycle(snap)[0])} <span class="hint">(red on the graph)</span></div>`
@@ -438,7 +439,9 @@ export function renderHistory(model, el, config) {
         : `<span class="hint">Tick two complete snapshots to compare them${model.comparePick.length ? ` (#${model.comparePick[0]} ticked)` : ""}.</span>`,
     );
   }
-  const rows = historyRows(model).map((row) => (row.kind === "restore" ? restoreRow(row.restore) : snapshotRow(model, row.snapshot)));
+  const rows = historyRows(model).map((row) =>
+    row.kind === "restore" ? restoreRow(row.restore) : snapshotRow(model, row.snapshot, config.words),
+  );
   put(el.body, rows.join("") || `<tr><td colspan="10" class="hint">No snapshots yet.</td></tr>`);
 }
 
@@ -449,7 +452,7 @@ function restoreRow(r) {
   );
 }
 
-function snapshotRow(model, s) {
+function snapshotRow(model, s, words) {
   const p = progress(model, s);
   const trigger = s.watchpoint || s.trigger
     ? `<div class="hint">${watchpointText(s.watchpoint) || "⚑ a watchpoint"}${s.trigger ? `: <span class="mono">${esc(s.trigger)}</span>` : ""}</div>`
@@ -468,19 +471,19 @@ function snapshotRow(model, s) {
     `<td class="mono">${p.processes}/${p.processesTotal} · ${p.channels}/${p.channelsTotal}</td>` +
     `<td class="mono">${clockTime(s.started_at)}</td><td class="num">${seconds(s.duration)}</td>` +
     `<td class="${verdictClass(s)}">${esc(s.status === "running" ? "" : s.verdict_text)}</td>` +
-    `<td>${propertyChips(model, s)}</td><td class="actions">${pick}${restore}</td></tr>`
+    `<td>${propertyChips(model, s, words)}</td><td class="actions">${pick}${restore}</td></tr>`
   );
 }
 
 // One chip per property: what it is, whether it held, and a star where it first did.
-function propertyChips(model, s) {
+function propertyChips(model, s, words) {
   if (!s.properties) return "";
   return PROPERTIES.filter((name) => s.properties[name])
     .map((name) => {
       const result = s.properties[name];
-      const word = holdsWord(result);
+      const word = holdsWord(words, result);
       const first = model.firstHolding[name] === s.id;
-      const mark = word === "yes" ? "✓" : word === "no" ? "✗" : "n.a.";
+      const mark = result.holds === true ? "✓" : result.holds === false ? "✗" : word;
       return (
         `<span class="chip-prop prop-${name} holds-${word.replace(/\./g, "")}${first ? " first" : ""}" title="${esc(result.detail)}">` +
         `${name} ${mark}${first ? " ★ first held" : ""}</span>`

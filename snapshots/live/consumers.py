@@ -1,0 +1,95 @@
+"""One WebSocket per open dashboard: the run's current state on connect, then its frames.
+
+A page registers with its run's fanout (``snapshots/live/fanout.py``: one channel-layer
+subscription per run per server process, which forwards each frame, already JSON, to
+every page and sends the heartbeat) *before* it reads the state, so nothing published in
+between is lost; ``snapshots/live/state.py`` explains the cursors that make that exact. The
+consumer itself is therefore not a channel-layer member: it only answers the page.
+
+Commands (``snapshots/live/socket_commands.py``) are checked against the user's permission and
+validated before the services see them; a refusal is an ``error`` frame with the reason.
+Database work of every page shares one thread; a command that may take seconds (a
+restore) runs on a thread of its own, so the other pages are not kept waiting meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from snapshots.live import fanout
+from snapshots.live import socket_commands as commands
+from snapshots.live.frames import encode, error_frame
+from snapshots.live.state import HEARTBEAT_INTERVAL, run_state
+from snapshots.models import Run
+from snapshots.roles import NO_ROLE, can_view
+
+log = logging.getLogger("cutline.consumers")
+
+# Close codes the page understands as "do not reconnect" (4000–4999 are the application's).
+CLOSE_UNAUTHORISED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+def _find_run(run_id: int) -> Run | None:
+    return Run.objects.select_related("topology").filter(pk=run_id).first()
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    # Frames reach the page through its run's fanout, not through a channel of its own.
+    channel_layer_alias = None
+    run_id: int
+    joined = False
+
+    async def connect(self) -> None:
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        user = self.scope.get("user")
+        await self.accept()
+        if not await database_sync_to_async(can_view)(user):
+            if getattr(user, "is_authenticated", False):
+                await self._refuse(CLOSE_FORBIDDEN, NO_ROLE)
+            else:
+                await self._refuse(CLOSE_UNAUTHORISED, "Log in to watch runs.")
+            return
+        run = await database_sync_to_async(_find_run)(self.run_id)
+        if run is None:
+            await self._refuse(CLOSE_NOT_FOUND, f"There is no run {self.run_id}.")
+            return
+        watcher = await fanout.join(self.run_id, self, HEARTBEAT_INTERVAL)
+        self.joined = True
+        state = await database_sync_to_async(run_state)(run, user)
+        await self.send(text_data=encode(state))
+        await watcher.go_live()
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            self.joined = False
+            await fanout.leave(self.run_id, self)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.joined:
+            return
+        command: commands.Command | None = None
+        try:
+            command = commands.parse(text_data)
+            execute = DatabaseSyncToAsync(commands.execute, thread_sensitive=command.name not in commands.SLOW_COMMANDS)
+            reply = await execute(command, self.run_id, self.scope.get("user"))
+        except commands.CommandError as exc:
+            await self._send_error(command, str(exc))
+            return
+        except Exception:
+            log.exception("command %r on run %s failed", command, self.run_id)
+            await self._send_error(command, "The server could not carry out this command; see its log.")
+            return
+        await self.send(text_data=encode(reply))
+
+    async def _send_error(self, command: commands.Command | None, message: str) -> None:
+        error = error_frame(message, command.id if command else None, command.name if command else None)
+        await self.send(text_data=encode(error))
+
+    async def _refuse(self, code: int, message: str) -> None:
+        await self.send(text_data=encode(error_frame(message)))
+        await self.close(code=code)
