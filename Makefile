@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 PYTEST := env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest
 LINT_TYPED := cluster/core/algorithm.py cluster/core/fifo.py cluster/core/process.py cluster/core/verdict.py cluster/core/links.py cluster/core/restore.py cluster/core/conditions.py cluster/core/detectors.py cluster/core/compare.py cluster/core/workloads.py
 
-.PHONY: venv run test test-integration lint bench clean
+.PHONY: venv run test test-integration test-integration-broker lint bench clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ test: venv
 
 test-integration: venv
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+# The tests whose behaviour rests on the broker, for running again on another broker.
+test-integration-broker: venv
+	$(PYTEST) tests/integration/engine tests/integration/services -m workers $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -23,16 +23,19 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import content_disposition_header
 
+from cluster.core import safejson
 from cluster.core import topology as topo
 from cluster.core.wire import channel_id
 from cluster.core.workloads import get_workload
@@ -330,12 +333,17 @@ class ImportForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         upload = data.get("file")
-        raw = upload.read() if upload else (data.get("text") or "").encode()
+        # A file is read no further than the limit Django sets on request bodies.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = upload.read(limit + 1) if upload else (data.get("text") or "").encode()
+        if len(raw) > limit:
+            raise ValidationError(f"this file is larger than {limit} bytes")
         if not raw.strip():
             raise ValidationError("choose a file or paste the JSON")
         try:
-            data["topology"] = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # Nesting, number lengths and encoding checked: a depth bomb was a 500.
+            data["topology"] = safejson.loads(raw)
+        except safejson.JSONInputError as exc:
             raise ValidationError(f"this is not valid JSON: {exc}") from None
         return data
 
@@ -354,11 +362,7 @@ class TopologyAdmin(admin.ModelAdmin):
     change_list_template = "admin/snapshots/topology/change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Topology]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(process_count=Count("processes", distinct=True), channel_count=Count("channels", distinct=True))
-        )
+        return super().get_queryset(request).with_counts()  # type: ignore[attr-defined]
 
     @admin.display(ordering="process_count", description="processes")
     def process_count(self, obj: Topology) -> int:
@@ -476,7 +480,8 @@ class TopologyAdmin(admin.ModelAdmin):
             raise PermissionDenied
         # Byte for byte what `manage.py topology export NAME` prints.
         response = HttpResponse(json.dumps(topology.to_dict(), indent=2) + "\n", content_type="application/json")
-        response["Content-Disposition"] = f'attachment; filename="{topology.name}.json"'
+        # Built by Django, quoted and encoded; a name stored before the rule loses its CR, LF, quotes.
+        response["Content-Disposition"] = content_disposition_header(True, f"{topo.file_name(topology.name)}.json")
         return response
 
 

@@ -11,12 +11,42 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
+from cluster.core.topology import shown_name
 from cluster.core.wire import ALGORITHM_LABELS, CHANDY_LAMPORT, channel_id
 from cluster.core.workloads import get_workload
 
 # The choices of a snapshot's (and a watchpoint's) algorithm: name and label.
 ALGORITHM_CHOICES = list(ALGORITHM_LABELS.items())
+
+
+class TopologyQuerySet(models.QuerySet["Topology"]):
+    def with_counts(self) -> TopologyQuerySet:
+        """Each topology with ``process_count`` and ``channel_count``.
+
+        One subquery per count: annotating ``Count("processes")`` and ``Count("channels")``
+        together joins every process row with every channel row of a topology
+        (processes × channels rows: a 5,000-process ring made the runs page take 75 s).
+        """
+        processes = (
+            Process.objects.filter(topology=models.OuterRef("pk"))
+            .order_by()
+            .values("topology")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        channels = (
+            Channel.objects.filter(topology=models.OuterRef("pk"))
+            .order_by()
+            .values("topology")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        return self.annotate(
+            process_count=Coalesce(models.Subquery(processes), 0),
+            channel_count=Coalesce(models.Subquery(channels), 0),
+        )
 
 
 class Topology(models.Model):
@@ -29,12 +59,14 @@ class Topology(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TopologyQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "topologies"
 
     def __str__(self) -> str:
-        return self.name
+        return shown_name(self.name)  # a name stored before the rule, escaped
 
     def to_dict(self) -> dict[str, Any]:
         """The topology JSON the CLI, the admin and the API exchange."""

@@ -24,6 +24,7 @@ from django.utils import timezone
 from cluster.core import topology as topo
 from cluster.core.compare import compare
 from cluster.core.detectors import detect
+from cluster.core.flow import window
 from cluster.core.process import SimulatedProcess
 from cluster.core.verdict import compute_verdict
 from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id
@@ -199,6 +200,8 @@ def start_run(
         "faults": faults,
         "watchpoints": [],
         "processes": [{"name": p["name"]} for p in spec["processes"]],
+        # Flow control: frames a channel may have in flight before its sender is held back.
+        "window": window(len(spec["channels"])),
     }
     store().create_run(run.pk, meta, processes)
     return run
@@ -279,6 +282,7 @@ def run_status(run: Run) -> dict[str, Any]:
             fifo["reorders"] += r["reorders"]
             fifo["held"] += len(r["held"])
     retries = store().retries(run.pk)
+    flow = run_flow(run)
     snapshots = dict.fromkeys(Snapshot.Status.values, 0)
     for status in run.snapshots.values_list("status", flat=True):
         snapshots[status] += 1
@@ -301,6 +305,26 @@ def run_status(run: Run) -> dict[str, Any]:
         "epoch": run.epoch,
         "faults": run.faults,
         "snapshots": snapshots,
+        **flow,
+    }
+
+
+# A worker's report of a run's rates (``cluster/engine/flow.py``, every second) counts
+# for this long: a shard whose worker is gone stops counting.
+FLOW_REPORT_TTL = 5.0
+
+
+def run_flow(run: Run) -> dict[str, Any]:
+    """Offered vs achieved workload rate (steps per second, the whole run), and whether
+    flow control holds the run back now, with the channels whose windows are full."""
+    now = time.time()
+    reports = [r for r in store().flow_reports(run.pk) if now - r["t"] <= FLOW_REPORT_TTL]
+    running = run.status == Run.Status.RUNNING
+    return {
+        "offered_rate": run.rate * len(run.process_names) if running else 0.0,
+        "achieved_rate": round(sum(r["achieved"] for r in reports), 1),
+        "held_back": running and any(r["held_back"] > 0 for r in reports),
+        "held_back_channels": sorted({c for r in reports for c in r["full"]}),
     }
 
 

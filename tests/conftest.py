@@ -92,3 +92,27 @@ def empty_own_redis() -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def forget_api_throttles(request: pytest.FixtureRequest) -> None:
+    """Every test starts with no API request counted against it.
+
+    The REST API's throttle counts requests per user in Django's cache, which lives in
+    the shared Redis (so every Daphne host counts together). User ids repeat from test to
+    test, so without this a suite's later tests are refused as "too many requests".
+    Only the cache's keys go: the runs' state in the same Redis stays.
+    """
+    if request.node.path.is_relative_to(Path(__file__).parent / "unit"):
+        return  # the pure core has no API
+    import redis
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

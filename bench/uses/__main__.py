@@ -1,4 +1,4 @@
-"""What issue 5's uses of snapshots cost, each against a baseline measured in the same run.
+"""What the uses of snapshots cost, each against a baseline measured in the same run.
 
     .venv/bin/python -m bench.uses [--quick] [--out PATH]
 
@@ -37,7 +37,7 @@ USES = BENCH / "USES.md"
 def render(results: dict[str, Any]) -> str:
     env = results["environment"]
     parts = [
-        "# Cutline: what issue 5's uses of snapshots cost",
+        "# Cutline: what the uses of snapshots cost",
         "",
         f"Produced by `{results['command']}` on {env['date']}, commit {env['commit']}"
         + (f" (changed outside bench/: {', '.join(results['uncommitted'])})" if results.get("uncommitted") else "")

@@ -144,7 +144,7 @@ def stored_processes(run_id: int) -> tuple[float, int]:
 
 
 def repair_deliveries(system: Any) -> list[str]:
-    """The workers' log lines where a channel waited 15 s and was delivered from its log."""
+    """The workers' log lines where frames the broker lost were delivered from their channel log."""
     lines = []
     for path in sorted((system.var_dir / "logs").glob("*.log")):
         lines += [line for line in path.read_text(errors="replace").splitlines() if "cutline.repair" in line]
@@ -321,7 +321,7 @@ def section(lo: dict[str, Any], ramp: Any, plan: Plan) -> list[str]:
         " message applied in it; stored process bytes and frames held behind gaps are read at the window's"
         " end. Snapshots (Chandy–Lamport, one after another) at"
         f" {SNAPSHOT_LOAD:g} messages/s in the same run, blocks in the same order. Channels delivered by the"
-        f" 15 s repair from the channel log meanwhile (workers' log): {len(lo['repairs'])}"
+        f" repair of frames the broker lost, from the channel log, meanwhile (workers' log): {len(lo['repairs'])}"
         + (f", e.g. `{lo['repairs'][0].split(': ', 1)[-1]}`" if lo["repairs"] else "")
         + f". Load average after: {lo['load']}.",
         "",

@@ -32,6 +32,10 @@ from cluster.core.workloads import WORKLOADS, get_workload, starting_forks
 MAX_NAME_LENGTH = 64
 # Process names become broker queue names and URL parts: keep them plain.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+# A topology name is free text, but it ends up in headers (a download's file name), in
+# terminals and in pages: no character there may end a field, start a line or turn the
+# text around (U+202E shows "json.exe" as "exe.nosj").
+FORBIDDEN_IN_NAMES = frozenset("\"'`;\\")
 VALUE_KEYS = tuple(w.value_key for w in WORKLOADS.values())  # balance, tokens, jobs, forks
 MAX_VALUE = 2**31 - 1  # what the database column holds
 
@@ -252,6 +256,23 @@ def _faults(faults: Any, channel: str) -> tuple[dict[str, Any], list[str]]:
     return normalised, problems
 
 
+def topology_name_allowed(name: str) -> bool:
+    """Printable (no control, format — bidi among them — or separator characters but the
+    space) and free of quotes, backslashes and semicolons."""
+    return name.isprintable() and FORBIDDEN_IN_NAMES.isdisjoint(name)
+
+
+def shown_name(name: str) -> str:
+    """A name as it may safely be shown: as it is if allowed, else quoted with its control
+    and bidi characters escaped (``'a\\u202eb'``), as names stored before the rule are."""
+    return name if topology_name_allowed(name) else repr(name)
+
+
+def file_name(name: str) -> str:
+    """A name fit for a download's file name: each character a name may not hold is ``_``."""
+    return "".join(c if topology_name_allowed(c) else "_" for c in name)
+
+
 def validate(data: Any) -> dict[str, Any]:
     """Check topology JSON; return it normalised, or raise :class:`TopologyError`."""
     if not isinstance(data, dict):
@@ -262,6 +283,11 @@ def validate(data: Any) -> dict[str, Any]:
         problems.append("the topology needs a name")
     elif len(name) > MAX_NAME_LENGTH:
         problems.append(f"the topology name is longer than {MAX_NAME_LENGTH} characters")
+    elif not topology_name_allowed(name):
+        problems.append(
+            f"the topology name {name!r} may hold no control or bidi characters,"
+            f" quotes, backslashes or semicolons ({' '.join(sorted(FORBIDDEN_IN_NAMES))})"
+        )
     workload = data.get("workload", "bank")
     if not isinstance(workload, str) or workload not in WORKLOADS:
         problems.append(f"unknown workload {workload!r}; choose {_or(list(WORKLOADS))}")

@@ -30,7 +30,7 @@ either spelling (``"p1→p2"`` or the ASCII ``"p1->p2"``).
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict, get_args
 
 CHANDY_LAMPORT: Final = "chandy-lamport"
 LAI_YANG: Final = "lai-yang"
@@ -185,6 +185,9 @@ EventKind = Literal[
     "local_done",
     "watchpoint",
 ]
+# A snapshot's own events, and the watchpoint hits that start one: every kind but the
+# application's sends and receives (what the dashboard plays step by step).
+SNAPSHOT_EVENT_KINDS: Final = frozenset(get_args(EventKind)) - {"send", "receive"}
 
 
 class Event(TypedDict):
@@ -200,6 +203,7 @@ class Event(TypedDict):
     watchpoint: NotRequired[int]  # watchpoint: which one fired …
     detail: NotRequired[str]  # … and what it saw
     t: NotRequired[float]  # when the engine committed it (added by the node)
+    id: NotRequired[int]  # its number in the run's log, 1, 2, 3 … (given by the store's commit)
 
 
 class Hit(TypedDict):

@@ -39,6 +39,18 @@ from cluster.engine import celery_conf
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository: cluster/devserver/launcher.py
 WORKER_READY_TIMEOUT = 90.0
 DAPHNE_READY_TIMEOUT = 60.0
+# What every later command needs to reach the same system: the stores, the database
+# (without DATABASE_URL the CLI would open an empty SQLite file and fail) and the
+# settings the CLI's answers depend on. config/settings.py reads them back.
+RUNTIME_ENV_KEYS = (
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DATABASE_URL",
+    "CUTLINE_SQLITE_PATH",
+    "CUTLINE_SHARDS",
+    "CUTLINE_SNAPSHOT_TIMEOUT",
+    "CUTLINE_EVENT_LOG_LIMIT",
+)
 
 
 # --- workers: shared with tests/integration/conftest.py --------------------------------
@@ -211,7 +223,7 @@ class Launcher:
         broker_url = env.get("CELERY_BROKER_URL", redis_url)
         self._write_runtime_env(env)
 
-        self._prepare_database(env)
+        self._prepare(env)
 
         _say(f"Starting {self.workers} worker{'s' if self.workers != 1 else ''} and Daphne…")
         self.worker_children = start_workers(self.workers, env)
@@ -248,18 +260,22 @@ class Launcher:
                     raise StartupError(f"Cutline is already running (pid {pid}, see {self.runtime_env})")
 
     def _write_runtime_env(self, env: Mapping[str, str]) -> None:
-        keys = ["REDIS_URL", "CELERY_BROKER_URL", "CUTLINE_SHARDS"]
-        lines = [f"{key}={env[key]}" for key in keys if key in env]
+        lines = [f"{key}={env[key]}" for key in RUNTIME_ENV_KEYS if env.get(key)]
         lines.append(f"CUTLINE_SERVE_PID={os.getpid()}")
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        self.runtime_env.write_text(
-            "# Written by `manage.py serve` (make run) for the commands started while it runs.\n"
-            + "\n".join(lines)
-            + "\n"
-        )
+        # The URLs may carry passwords: the file is the owner's alone from its creation.
+        self.runtime_env.unlink(missing_ok=True)
+        fd = os.open(self.runtime_env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                "# Written by `manage.py serve` (make run) for the commands started while it runs.\n"
+                + "\n".join(lines)
+                + "\n"
+            )
         self.wrote_runtime_env = True
 
-    def _prepare_database(self, env: Mapping[str, str]) -> None:
+    def _prepare(self, env: Mapping[str, str]) -> None:
+        """The database (migrations, demo topologies, first superuser) and the static files."""
         _say("Applying migrations…")
         call_command("migrate", interactive=False, verbosity=0)
         # loaddemo runs in its own process, with the environment the workers get: this
@@ -271,6 +287,9 @@ class Launcher:
         else:
             _say("warning: no loaddemo command yet, so no demo topologies were loaded")
         self._first_superuser()
+        # WhiteNoise serves STATIC_ROOT with each file's gzip beside it (config/settings.py).
+        _say("Collecting static files…")
+        call_command("collectstatic", interactive=False, verbosity=0)
 
     def _first_superuser(self) -> None:
         users = get_user_model()

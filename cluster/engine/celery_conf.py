@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.connection
 from celery import Celery
 
 TASKS_MODULE = "cluster.engine.tasks"
@@ -56,6 +57,14 @@ CELERY_CONF: dict[str, Any] = {
 # kombu's Redis transport with the fixes in ``cluster/engine/broker.py``.
 REDIS_TRANSPORT = "cluster.engine.broker:Transport"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+# A connection names its transport in its URL (``as_uri``, ``info()``) by the transport's
+# dotted path unless kombu knows an alias for it. Ours speaks plain Redis, and Flower
+# picks its broker page by that URL's scheme (a 404 for anything but redis/amqp), so the
+# URL keeps ``redis://``. Only the displayed name changes: connections and pools are
+# built from the unresolved transport (``_info(resolve=False)``).
+kombu.connection.resolve_aliases[REDIS_TRANSPORT] = "redis"
 
 
 def configure(app: Celery) -> None:

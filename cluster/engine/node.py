@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cluster.core.conditions import ConditionError, parse
+from cluster.core.flow import full_channels
 from cluster.core.links import Links
 from cluster.core.process import Condition, SimulatedProcess, Step, Watch
 from cluster.core.wire import CHANDY_LAMPORT, Frame, channel_id, split_channel_id
@@ -125,6 +126,20 @@ class ServedRun:
     credit: float = 0.0
     cursor: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    # Probes through the queues of this node's processes (``cluster/engine/repair.py``):
+    # process → {probe id: when it was sent} for those still out, and process → when
+    # the newest one back was sent (every frame published before then has been taken).
+    probes: dict[str, dict[str, float]] = field(default_factory=dict)
+    flushed: dict[str, float] = field(default_factory=dict)
+    # Flow control (``cluster/core/flow.py``): each channel's window (0: none), what the
+    # receivers last published as applied ("p→q" → frames), and since the last report
+    # (``cluster/engine/flow.py``) the workload steps taken, those held back, and the
+    # channels that held them back.
+    window: int = 0
+    applied: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    held_back: int = 0
+    full: set[str] = field(default_factory=set)
 
 
 class Node:
@@ -175,6 +190,7 @@ class Node:
             meta = metas.get(run.id)
             if meta is not None:
                 run.rate, run.status, run.params = meta["rate"], meta["status"], meta["params"]
+                run.window = meta.get("window", 0)
                 self._follow(run, meta)
 
     def attach(self, run_id: int) -> list[str]:
@@ -192,6 +208,7 @@ class Node:
             status=meta["status"],
             mine=names,
             epoch=meta.get("epoch", 0),
+            window=meta.get("window", 0),
             rng=random.Random(f"{meta.get('seed', 0)}:{run_id}:{self.shard}:{meta.get('epoch', 0)}"),
         )
         self.runs[run_id] = run
@@ -269,6 +286,17 @@ class Node:
             return
         self._commit_many(run_id, [(proc, proc.initiate(snapshot, algorithm))])
 
+    def probe_returned(self, run_id: int, name: str, probe: str) -> None:
+        """A probe came back through ``name``'s queue: what was published before it has been taken."""
+        run = self.runs.get(run_id)
+        out = run.probes.get(name, {}) if run is not None else {}
+        sent = out.pop(probe, None)
+        if run is None or sent is None:
+            return  # not ours: sent by a worker before this one, or before a restore
+        # Probes sent earlier went into the queue before this one: back or lost, they are done.
+        run.probes[name] = {p: t for p, t in out.items() if t > sent}
+        run.flushed[name] = max(run.flushed.get(name, 0.0), sent)
+
     def tick(self, now: float | None = None) -> int:
         """Run the workload steps that are due in every running run; return how many ran."""
         now = time.monotonic() if now is None else now
@@ -291,11 +319,16 @@ class Node:
                 name = run.mine[run.cursor % len(run.mine)]
                 run.cursor += 1
                 proc = self._process(run.id, name)
-                if proc is not None:
-                    step = proc.act(run.rng, run.params)
-                    if step.sends or step.changed or step.hits:
-                        stepped.setdefault(name, Step()).extend(step)
-                        done += 1
+                if proc is None:
+                    continue
+                if self._held_back(run, proc):
+                    run.held_back += 1
+                    continue
+                run.steps += 1
+                step = proc.act(run.rng, run.params)
+                if step.sends or step.changed or step.hits:
+                    stepped.setdefault(name, Step()).extend(step)
+                    done += 1
             self._commit_many(run.id, [(self.processes[(run.id, n)], s) for n, s in stepped.items()])
         return done
 
@@ -346,6 +379,15 @@ class Node:
                 )
                 step.extend(proc.initiate(snapshot, watch.algorithm))
 
+    def _held_back(self, run: ServedRun, proc: SimulatedProcess) -> bool:
+        """True while an outgoing channel of the process has a full window in flight."""
+        if not run.window:
+            return False
+        applied = {dst: run.applied.get(channel_id(proc.name, dst), 0) for dst in proc.outgoing}
+        full = full_channels(proc.sent, applied, run.window)
+        run.full.update(channel_id(proc.name, dst) for dst in full)
+        return bool(full)
+
     def _ack(self, run_id: int, proc: SimulatedProcess, frame: Frame) -> dict[str, Ack]:
         """On a channel that is or was lossy: tell the sender what this frame's arrival
         leaves it no need to resend — the applied prefix, and the frame itself if it is
@@ -395,6 +437,9 @@ class Node:
                 self._trigger(run, proc, step)
         now = time.time()
         frames = [frame for _, step in steps for frame in step.sends]
+        for _, step in steps:
+            # Stamped here and numbered by the commit, in place: the listener shows them with their ids.
+            step.events = [{**e, "t": now} for e in step.events]
         self.store.commit_steps(
             run_id,
             [
@@ -403,7 +448,7 @@ class Node:
                     proc.to_dict(),
                     step.sends,
                     [{**r, "t": now} for r in step.records],
-                    [{**e, "t": now} for e in step.events],
+                    step.events,
                     (acks[proc.name],) if acks and proc.name in acks else (),
                 )
                 for proc, step in steps

@@ -9,7 +9,13 @@ Keys (``{run}`` is the run id):
                                    frames its last step sent (resent after a crash)
 * ``cutline:run:{run}:chan:{p}:{q}`` — the channel log: sorted set of the frames sent on
                                    p→q (by seq) that q has not yet applied
-* ``cutline:run:{run}:events``   — newest-first list of logged events, capped
+* ``cutline:run:{run}:events``   — newest-first list of logged events, capped; each
+                                   carries ``id``, the run's event counter at its commit
+* ``cutline:run:{run}:event-ids`` — that counter: the id of the newest event logged
+* ``cutline:run:{run}:applied``  — hash "p→q" → frames q has applied from p, as its worker
+                                   last published them (the credit of flow control)
+* ``cutline:run:{run}:flow``     — hash shard → JSON: that shard's offered and achieved
+                                   workload rate and the channels holding it back
 * ``cutline:run:{run}:retries``  — hash "p→q" → frames retransmitted on a lossy channel
 * ``cutline:run:{run}:lost``     — hash "p→q" → transmissions a lossy channel lost
 * ``cutline:run:{run}:watch:{w}`` — set while watchpoint ``w`` may not trigger again
@@ -22,6 +28,8 @@ Keys (``{run}`` is the run id):
 * ``cutline:records``            — records on their way to the database
 * ``cutline:workers``            — hash "shard/shards" → the live worker's host and expiry
 * ``cutline:snapshot-finished``  — pub/sub: the id of each snapshot as it finishes
+* ``cutline:cache:*``            — Django's cache, not this class's: the REST API's throttle
+                                   counters (config/settings.py ``CACHES``)
 
 One step of one process is committed in one MULTI/EXEC: its new state, its outbox, its
 records and its events, so a crash leaves either all of them or none. Its frames are
@@ -77,6 +85,32 @@ def channel_log_key(run: int, src: str, dst: str) -> str:
 
 def events_key(run: int) -> str:
     return f"cutline:run:{run}:events"
+
+
+def event_ids_key(run: int) -> str:
+    return f"cutline:run:{run}:event-ids"
+
+
+# Numbers the events and pushes them in one atomic step, so ids follow the log's order
+# and every event keeps its id when older ones are trimmed. ARGV[1] is the log's limit,
+# the rest the events' JSON objects, each given an "id" field at its front.
+LOG_EVENTS = """
+local n = #ARGV - 1
+local last = redis.call('INCRBY', KEYS[2], n)
+for i = 1, n do
+  redis.call('LPUSH', KEYS[1], '{"id":' .. (last - n + i) .. ',' .. string.sub(ARGV[i + 1], 2))
+end
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+return last
+"""
+
+
+def applied_key(run: int) -> str:
+    return f"cutline:run:{run}:applied"
+
+
+def flow_key(run: int) -> str:
+    return f"cutline:run:{run}:flow"
 
 
 def retries_key(run: int) -> str:
@@ -157,6 +191,10 @@ class Store:
     def active_runs(self) -> set[int]:
         return {int(r) for r in self.redis.smembers(RUNS)}
 
+    def ping(self) -> None:
+        """Raise unless Redis answers (the readiness check)."""
+        self.redis.ping()
+
     # -- workers --------------------------------------------------------------------
 
     def heartbeat(self, shard: int, shards: int, hostname: str, now: float) -> None:
@@ -184,7 +222,8 @@ class Store:
         return {n: json.loads(raw) for n, raw in zip(names, raws, strict=True) if raw}
 
     def commit_steps(self, run: int, commits: list[StepCommit]) -> None:
-        """Persist steps of processes of one run, all or nothing."""
+        """Persist steps of processes of one run, all or nothing. Each event of the
+        commits is given its ``id`` in the run's log (in place: the caller passes them on)."""
         pipe = self.redis.pipeline(transaction=True)
         events: list[str] = []
         sent_at = time.time()
@@ -203,28 +242,49 @@ class Store:
                 pipe.rpush(RECORDS, *(json.dumps({**r, "run": run}) for r in c.records))
             events.extend(json.dumps(e) for e in c.events)
         if events:
-            key = events_key(run)
-            pipe.lpush(key, *events)
-            pipe.ltrim(key, 0, self.event_limit - 1)
-        pipe.execute()
+            self._log_events(pipe, run, events)
+        replies = pipe.execute()
+        if events:
+            first = int(replies[-1]) - len(events) + 1
+            for i, event in enumerate(e for c in commits for e in c.events):
+                event["id"] = first + i
 
     def channel_backlog(
-        self, run: int, channels: list[tuple[str, str, int]]
-    ) -> list[tuple[float, list[dict[str, Any]]] | None]:
+        self, run: int, channels: list[tuple[str, str, int]], limit: int
+    ) -> list[list[tuple[float, dict[str, Any]]]]:
         """For each ``(src, dst, applied)``: forget the frames the receiver has applied,
-        and return when the oldest unapplied one was sent with all unapplied frames in seq
-        order, or None where there is none."""
+        and return the oldest ``limit`` unapplied ones as ``(sent_at, frame)``, by seq."""
         pipe = self.redis.pipeline(transaction=False)
         for src, dst, applied in channels:
             key = channel_log_key(run, src, dst)
             pipe.zremrangebyscore(key, "-inf", applied)
-            pipe.zrangebyscore(key, f"({applied}", "+inf")
-        replies = pipe.execute()[1::2]
-        out: list[tuple[float, list[dict[str, Any]]] | None] = []
-        for raws in replies:
+            pipe.zrangebyscore(key, f"({applied}", "+inf", start=0, num=limit)
+        out = []
+        for raws in pipe.execute()[1::2]:
             entries = [json.loads(raw) for raw in raws]
-            out.append((min(e["sent_at"] for e in entries), [e["frame"] for e in entries]) if entries else None)
+            out.append([(e["sent_at"], e["frame"]) for e in entries])
         return out
+
+    # -- flow control (cluster/engine/flow.py) --------------------------------------------
+
+    def publish_applied(self, run: int, applied: dict[str, int]) -> None:
+        """The receivers' side of the credit: frames applied so far on each channel "p→q"."""
+        if applied:
+            self.redis.hset(applied_key(run), mapping=applied)
+
+    def applied(self, run: int, channels: list[str]) -> dict[str, int]:
+        """What the receivers last published as applied on these channels (absent: nothing yet)."""
+        if not channels:
+            return {}
+        raws = self.redis.hmget(applied_key(run), channels)
+        return {c: int(raw) for c, raw in zip(channels, raws, strict=True) if raw is not None}
+
+    def report_flow(self, run: int, shard: int, report: dict[str, Any]) -> None:
+        """One shard's offered and achieved workload rates of a run, and what holds it back."""
+        self.redis.hset(flow_key(run), str(shard), json.dumps(report))
+
+    def flow_reports(self, run: int) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.redis.hvals(flow_key(run))]
 
     def channel_head(self, run: int, src: str, dst: str, count: int) -> tuple[int, list[tuple[float, dict[str, Any]]]]:
         """How many frames on src→dst are unacknowledged, and the oldest ``count`` of them."""
@@ -302,8 +362,7 @@ class Store:
                 entry = json.dumps({"sent_at": sent_at, "frame": frame})
                 pipe.zadd(channel_log_key(run, frame["src"], frame["dst"]), {entry: frame["seq"]})
         if events:
-            pipe.lpush(events_key(run), *(json.dumps(e) for e in events))
-            pipe.ltrim(events_key(run), 0, self.event_limit - 1)
+            self._log_events(pipe, run, [json.dumps(e) for e in events])
         pipe.set(meta_key(run), json.dumps(meta))
         pipe.execute()
 
@@ -319,12 +378,20 @@ class Store:
             raws = [first[1], *(self.redis.lpop(RECORDS, count - 1) or [])]
         return [json.loads(raw) for raw in raws or []]
 
+    def pending_records(self) -> int:
+        """Records waiting for a recorder to store them (a metric: it grows when storing lags)."""
+        return int(self.redis.llen(RECORDS))
+
     def push_back_records(self, records: list[dict[str, Any]]) -> None:
         """Return records that could not be stored, at the head, for the next attempt."""
         if records:
             self.redis.lpush(RECORDS, *(json.dumps(r) for r in reversed(records)))
 
     # -- events ---------------------------------------------------------------------
+
+    def _log_events(self, pipe: Any, run: int, events: list[str]) -> None:
+        """Queue on ``pipe`` the logging of ``events`` (JSON objects, oldest first)."""
+        pipe.eval(LOG_EVENTS, 2, events_key(run), event_ids_key(run), self.event_limit, *events)
 
     def events(self, run: int, limit: int | None = None) -> list[dict[str, Any]]:
         """The run's logged events, oldest first."""
@@ -335,9 +402,12 @@ class Store:
         self.redis.delete(
             meta_key(run),
             events_key(run),
+            event_ids_key(run),
             retries_key(run),
             lost_key(run),
             restore_key(run),
+            applied_key(run),
+            flow_key(run),
             *(process_key(run, n) for n in names),
         )
         self.redis.srem(RUNS, run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from cluster.core.wire import CHANDY_LAMPORT, Frame
-from cluster.engine.transport import DELIVER, INITIATE
+from cluster.engine.transport import DELIVER, INITIATE, PROBE
 from cluster.engine.worker import current_node
 
 
@@ -21,6 +21,11 @@ def deliver(run: int, frame: Frame) -> None:
 @shared_task(name=INITIATE)
 def initiate(run: int, process: str, snapshot: int, algorithm: str = CHANDY_LAMPORT, epoch: int = 0) -> None:
     current_node().initiate(run, process, snapshot, algorithm, epoch)
+
+
+@shared_task(name=PROBE)
+def probe(run: int, process: str, probe: str) -> None:
+    current_node().probe_returned(run, process, probe)
 
 
 @shared_task(name="cluster.noop")

@@ -16,6 +16,7 @@ from cluster.core.wire import CHANDY_LAMPORT, Frame
 
 DELIVER = "cluster.deliver"
 INITIATE = "cluster.initiate"
+PROBE = "cluster.probe"
 
 
 def queue_name(run: int, process: str) -> str:
@@ -51,6 +52,10 @@ class Transport:
             kwargs={"algorithm": algorithm, "epoch": epoch},
             queue=queue_name(run, process),
         )
+
+    def send_probe(self, run: int, process: str, probe: str) -> None:
+        """A probe goes into the process's queue behind every frame in it (``cluster/engine/repair.py``)."""
+        self.app.send_task(PROBE, args=[run, process, probe], queue=queue_name(run, process))
 
     def purge(self, run: int, processes: list[str]) -> None:
         """Drop every frame the broker still holds for these processes of ``run``."""

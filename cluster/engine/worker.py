@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
+from cluster.engine.flow import FLOW_INTERVAL, FlowControl
 from cluster.engine.node import Node
 from cluster.engine.repair import REPAIR_INTERVAL, repair
 from cluster.engine.retransmit import RETRANSMIT_INTERVAL, Retransmitter
@@ -68,6 +69,7 @@ class CutlineNode(bootsteps.StartStopStep):
         super().__init__(parent, **kwargs)
         self.timers: list[Any] = []
         self.retransmitter = Retransmitter()
+        self.flow = FlowControl()
 
     def start(self, c: Any) -> None:
         global _wiring
@@ -87,6 +89,7 @@ class CutlineNode(bootsteps.StartStopStep):
             c.timer.call_repeatedly(wiring.flush_interval, self._flush),
             c.timer.call_repeatedly(REPAIR_INTERVAL, self._repair),
             c.timer.call_repeatedly(RETRANSMIT_INTERVAL, self._retransmit),
+            c.timer.call_repeatedly(FLOW_INTERVAL, self._exchange_flow),
         ]
 
     @classmethod
@@ -123,6 +126,12 @@ class CutlineNode(bootsteps.StartStopStep):
             self.retransmitter.tick(current_node())
         except Exception:  # the next look retries
             log.exception("retransmitting on lossy channels failed")
+
+    def _exchange_flow(self) -> None:
+        try:
+            self.flow.tick(current_node())
+        except Exception:  # the next exchange retries; meanwhile senders keep their last view
+            log.exception("exchanging flow control credit failed")
 
     @staticmethod
     def _flush() -> None:

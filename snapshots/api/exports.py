@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from rest_framework.renderers import BaseRenderer
 
 from cluster.core.detectors import PROPERTIES
@@ -221,5 +222,5 @@ def stream(request: HttpRequest, lines: Iterable[str], media_type: str, filename
     response = StreamingHttpResponse(
         _pulled(chunks) if is_asgi else chunks, content_type=f"{media_type}; charset=utf-8"
     )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     return response

@@ -234,6 +234,10 @@ class LiveCountersSerializer(serializers.Serializer):
     epoch = serializers.IntegerField()
     faults = FaultsByChannelField()
     snapshots = serializers.DictField(child=serializers.IntegerField())
+    offered_rate = serializers.FloatField(help_text="workload steps per second the run asks for (0 unless running)")
+    achieved_rate = serializers.FloatField(help_text="workload steps per second the workers took, lately")
+    held_back = serializers.BooleanField(help_text="flow control holds senders back: a channel's window is full")
+    held_back_channels = serializers.ListField(child=serializers.CharField(), help_text='full channels, as "p1→p2"')
 
 
 class RestoreSerializer(serializers.Serializer):
@@ -491,10 +495,17 @@ class EventsQuerySerializer(serializers.Serializer):
 
 class RunEventsSerializer(serializers.Serializer):
     run = serializers.IntegerField()
-    events = serializers.ListField(child=serializers.DictField(), help_text="oldest first, each with its vector clock")
+    events = serializers.ListField(
+        child=serializers.DictField(),
+        help_text=(
+            "oldest first, each with its `id` (the run's event counter: 1, 2, 3 … in the order the "
+            "events were committed, kept when older events are trimmed), `kind`, `process`, vector "
+            "`clock`, commit time `t`, and by kind `peer`, `seq`, `snapshot`"
+        ),
+    )
 
 
-# --- issue 5: restore, watchpoints, faults, compare ----------------------------------------
+# --- restore, watchpoints, faults, compare ------------------------------------------------
 
 
 class RestoreRequestSerializer(serializers.Serializer):

@@ -11,10 +11,12 @@ input can reach the database in a shape it would choke on.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import redis
-from django.db.models import Count, ProtectedError, QuerySet
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import ProtectedError, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -30,7 +32,6 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -46,6 +47,7 @@ from snapshots import recovery, services
 from snapshots import watchpoints as watch
 from snapshots.api import exports
 from snapshots.api import serializers as s
+from snapshots.api.parsers import BodyTooLarge, SafeJSONParser
 from snapshots.api.permissions import Control, Manage, Read
 from snapshots.models import Run, Snapshot, Topology
 
@@ -92,6 +94,8 @@ def handle_error(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         problems = _flatten(exc.detail)
         return Response({"detail": _summary(problems), "problems": problems}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):  # Django's own check, while DRF reads the body
+        exc = BodyTooLarge()
     if isinstance(exc, redis.RedisError):
         log.warning("the runtime state store is unreachable: %s", exc)
         return Response(
@@ -113,13 +117,14 @@ ERRORS = {
     404: OpenApiResponse(s.ErrorSerializer, description="no such object"),
     406: OpenApiResponse(s.ErrorSerializer, description="unknown format"),
     409: OpenApiResponse(s.ErrorSerializer, description="it has runs"),
+    429: OpenApiResponse(s.ErrorSerializer, description="too many requests: wait as `Retry-After` says"),
     503: OpenApiResponse(s.ErrorSerializer, description="the runtime state store (Redis) is unreachable"),
 }
 
 
 def errors(*codes: int) -> dict[Any, OpenApiResponse]:
     """The error answers of an operation: always JSON, whatever format the success takes."""
-    return {(code, "application/json"): ERRORS[code] for code in (401, 403, 406, *codes)}
+    return {(code, "application/json"): ERRORS[code] for code in (401, 403, 406, 429, *codes)}
 
 
 # --- the behaviour every view shares ------------------------------------------------------
@@ -128,7 +133,7 @@ def errors(*codes: int) -> dict[Any, OpenApiResponse]:
 class ApiView(APIView):
     # Token first: an anonymous request then gets 401 with ``WWW-Authenticate: Token``.
     authentication_classes = [TokenAuthentication, SessionAuthentication]
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     renderer_classes: list[type] = [JSONRenderer]
     _format_error: exceptions.APIException | None = None
 
@@ -254,9 +259,7 @@ class TopologyViewSet(ApiView, viewsets.ModelViewSet):
 
     def get_queryset(self) -> QuerySet[Topology]:
         if self.action == "list":
-            return Topology.objects.annotate(
-                process_count=Count("processes", distinct=True), channel_count=Count("channels", distinct=True)
-            ).order_by("name")
+            return Topology.objects.with_counts().order_by("name")
         return Topology.objects.all()
 
     def get_serializer_class(self) -> type[BaseSerializer]:
@@ -279,6 +282,14 @@ class NewestFirst(StrictPageSize, CursorPagination):
     ordering = "-id"
     page_size = 50
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        # DRF checks a cursor's offset but hands its position (an id, ``p=``) to the
+        # database as it is: ``p=abc`` or ``p=nan`` was a 500. An id is what we write.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not re.fullmatch(ID_PATTERN, cursor.position):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 WATCHPOINT_ID = OpenApiParameter(

@@ -59,7 +59,7 @@ from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
 from cluster.core.process import SimulatedProcess, Step
-from cluster.core.wire import CHANDY_LAMPORT
+from cluster.core.wire import CHANDY_LAMPORT, SNAPSHOT_EVENT_KINDS
 from cluster.engine.store import CursorWriter, Store
 from snapshots.live.frames import DeltaFrame, RunSettings, diff_views, encode, group_name, run_settings, view_of_process
 from snapshots.models import Snapshot
@@ -73,12 +73,6 @@ META_INTERVAL = 0.5  # seconds between reads of run status and rate
 MESSAGES_PER_CHANNEL = 5  # newest messages per channel per frame, for the channel panel
 RECORDED_MESSAGES_SHOWN = 50  # recorded messages of a closed channel sent live (all are in the export)
 MAX_BACKLOG = 2000  # frames waiting for the sender before the oldest are dropped
-
-# The step events a page animates; the others (a message recorded, recording started)
-# show as counts in the process view instead, so they cost nothing per message.
-SNAPSHOT_EVENTS = frozenset(
-    {"initiate", "record", "marker_send", "marker_receive", "channel_closed", "local_done", "watchpoint"}
-)
 
 
 @dataclass
@@ -126,7 +120,7 @@ class Coalescer:
                 newest = pending.messages[key] = deque(maxlen=MESSAGES_PER_CHANNEL)
             newest.append([frame["src"], frame["dst"], frame["seq"], frame["payload"]])
         for event in step.events:
-            if event["kind"] in SNAPSHOT_EVENTS:
+            if event["kind"] in SNAPSHOT_EVENT_KINDS:  # the page plays them in order (player.js)
                 pending.snapshot_events.append(_snapshot_event(event, step.records))
 
     def add_event(self, run_id: int, event: dict[str, Any], now: float) -> None:
@@ -195,9 +189,14 @@ class Coalescer:
 
 
 def _snapshot_event(event: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The compact form a page needs: who, which snapshot, and what was recorded."""
+    """The compact form a page needs: who, which snapshot, what was recorded, and the
+    event's id, vector clock and commit time, by which the page puts events in order."""
     kind, process, snapshot = event["kind"], event["process"], event["snapshot"]
-    out: dict[str, Any] = {"kind": kind, "process": process, "snapshot": snapshot}
+    out: dict[str, Any] = {"kind": kind, "process": process, "snapshot": snapshot, "clock": event.get("clock", {})}
+    if "id" in event:
+        out["event"] = event["id"]
+    if "t" in event:
+        out["t"] = event["t"]
     if "peer" in event:
         out["peer"] = event["peer"]
     if "seq" in event:

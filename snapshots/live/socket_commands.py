@@ -13,20 +13,20 @@ The commands, each a control action (``snapshots.control_run``):
 * ``restore`` ``{"snapshot": 12}`` — the run goes back to what snapshot 12 recorded;
 * ``watch`` ``{"condition": "balance < 10", "process": "p1" | null, "mode": "once" |
   "every", "cooldown_s": 5, "algorithm": …}`` and ``unwatch`` ``{"watchpoint": 3}``;
-* ``faults`` ``{"channel": "p1→p2", "faults": {"delay_ms": 100, "reorder": true, "loss": 0.2}}``
+* ``faults`` ``{"channel": "p1→p2" (or "p1->p2"), "faults": {"delay_ms": 100, "reorder": true, "loss": 0.2}}``
   (``{}``: a plain channel again).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster.core.wire import CHANDY_LAMPORT
+from cluster.core import safejson
+from cluster.core.wire import CHANDY_LAMPORT, normal_channel_id
 from snapshots import recovery, services, watchpoints
 from snapshots.live.frames import ReplyFrame, run_settings
 from snapshots.models import Run, Snapshot
@@ -62,9 +62,9 @@ def parse(text: str | None) -> Command:
     if len(text) > MAX_TEXT:
         raise CommandError(f"command too long ({len(text)} bytes; at most {MAX_TEXT})")
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise CommandError("malformed command: not JSON") from None
+        data = safejson.loads(text)  # 4 KB nest 2,000 deep: json.loads would recurse out
+    except safejson.JSONInputError as exc:
+        raise CommandError(f"malformed command: not JSON we read ({exc})") from None
     if not isinstance(data, dict):
         raise CommandError('malformed command: send a JSON object such as {"command": "pause"}')
     ident = data.get("id")
@@ -150,7 +150,8 @@ def _faults(data: dict[str, Any]) -> dict[str, Any]:
     faults = data.get("faults")
     if not isinstance(faults, dict):
         raise CommandError('\'faults\' must be an object such as {"delay_ms": 100, "reorder": true, "loss": 0.2}')
-    return {"channel": channel, "faults": faults}
+    # "p1->p2" too, as the REST API and the CLI accept it; the reply names it as Cutline spells it.
+    return {"channel": normal_channel_id(channel), "faults": faults}
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

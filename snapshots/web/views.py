@@ -23,6 +23,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
 from cluster.core.wire import channel_id
@@ -65,9 +66,7 @@ def viewer_required(view: View) -> View:
 @viewer_required
 def runs(request: HttpRequest) -> HttpResponse:
     """The topologies with a form to start a run of each, and the runs."""
-    topologies = Topology.objects.annotate(
-        process_count=Count("processes", distinct=True), channel_count=Count("channels", distinct=True)
-    )
+    topologies = Topology.objects.with_counts()
     run_list = Run.objects.select_related("topology").annotate(snapshot_count=Count("snapshots")).order_by("-id")[:200]
     return render(
         request,
@@ -253,7 +252,7 @@ def run_state_json(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 @viewer_required
 def run_events_json(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The run's logged events (with vector clocks) for the space-time diagram.
+    """The run's logged events (each with its id and vector clock) for the space-time diagram.
 
     ``?snapshot=ID`` gives the stretch of the log around that snapshot's own events;
     otherwise the newest events. The log keeps only the newest events of a run
@@ -304,5 +303,5 @@ def snapshot_export(request: HttpRequest, snapshot_id: int) -> HttpResponse:
     snapshot = get_object_or_404(Snapshot, pk=snapshot_id)
     response = JsonResponse(page_export(snapshot))
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="snapshot-{snapshot.pk}.json"'
+        response["Content-Disposition"] = content_disposition_header(True, f"snapshot-{snapshot.pk}.json")
     return response

@@ -33,6 +33,7 @@ from snapshots.models import Restore, Run, Snapshot, Watchpoint
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = b"http://localhost"
+HOST = b"localhost"  # the server the page's browser connected to: the same origin
 TIMEOUT = 20  # seconds to wait for a frame: generous, the machine may be busy
 
 
@@ -47,10 +48,12 @@ def session(user: Any) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def socket(run_id: int, cookie: bytes | None = None, origin: bytes = ORIGIN) -> WebsocketCommunicator:
+def socket(
+    run_id: int, cookie: bytes | None = None, origin: bytes = ORIGIN, host: bytes = HOST
+) -> WebsocketCommunicator:
     from config.asgi import application
 
-    headers = [(b"origin", origin)]
+    headers = [(b"origin", origin), (b"host", host)]
     if cookie is not None:
         headers.append((b"cookie", cookie))
     return WebsocketCommunicator(application, f"/ws/runs/{run_id}/", headers=headers)
@@ -408,7 +411,7 @@ def test_the_heartbeat_carries_the_cursors_and_the_run_settings(
     run_async(scenario)
 
 
-# --- issue 5: watchpoints, faults, algorithms, restore -----------------------------------------
+# --- watchpoints, faults, algorithms, restore -------------------------------------------------
 
 
 def complete_snapshot(run: Run) -> Snapshot:

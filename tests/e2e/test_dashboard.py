@@ -186,7 +186,7 @@ def test_the_page_shows_a_lost_connection_and_reconnects_by_itself(
     assert browser.execute_script("return window.cutline.model.run.id") == run.pk
 
 
-# --- issue 5: restore, watchpoints, faults and Lai–Yang, compare --------------------------------
+# --- restore, watchpoints, faults and Lai–Yang, compare ----------------------------------------
 
 
 def js(driver: WebDriver, script: str, *args: Any) -> Any:

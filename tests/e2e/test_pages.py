@@ -146,7 +146,7 @@ def test_the_snapshot_page_shows_its_verdict_in_words(ring3: Any, make_user: Cal
     assert export["processes"] == [record]
 
 
-# --- issue 5: restore, stable properties, watchpoints, compare ----------------------------------
+# --- restore, stable properties, watchpoints, compare ------------------------------------------
 
 SOUND = {"consistent": True, "conserved": True, "expected_total": 300, "recorded_total": 300, "problems": []}
 PROPERTIES = {

@@ -151,8 +151,8 @@ def test_a_watchpoint_hit_rides_the_frame_with_the_snapshot_it_started() -> None
     c.on_step(1, procs["p2"], step, now=1.0)
     events = c.frames(now=1.0, interval=INTERVAL)[0][2]["snapshot_events"]
     assert events[:2] == [
-        {"kind": "watchpoint", "process": "p2", "snapshot": 9, "watchpoint": 3, "detail": "balance = 7"},
-        {"kind": "initiate", "process": "p2", "snapshot": 9, "algorithm": "lai-yang"},
+        {"kind": "watchpoint", "process": "p2", "snapshot": 9, "clock": {}, "watchpoint": 3, "detail": "balance = 7"},
+        {"kind": "initiate", "process": "p2", "snapshot": 9, "clock": {}, "algorithm": "lai-yang"},
     ]
 
 

@@ -172,6 +172,14 @@ def replacement_worker(
     return start
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tests that run real workers are the ones a broker can break: CI runs them again
+    # on RabbitMQ (``-m workers``); the others never reach a worker through the broker.
+    for item in items:
+        if "cluster_workers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workers)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

@@ -699,3 +699,26 @@ def test_any_json_is_accepted_or_refused_in_words(data: Any) -> None:
         assert refused.problems and all(isinstance(p, str) and p for p in refused.problems)
     else:
         assert spec["name"] == data["name"]
+
+
+# --- names that could shape a header, a terminal line or the text's direction (issue 15) ------
+
+
+@pytest.mark.parametrize("name", ["a\rb", "a\nb", 'a"b', "a'b", "a;b", "a\\b", "a`b", "a\u202eb", "a\u2066b", "a\x00b"])
+def test_a_topology_name_holds_no_control_bidi_quote_or_semicolon(name: str) -> None:
+    data = {**topo.ring(3, name="x"), "name": name}
+    with pytest.raises(topo.TopologyError) as refused:
+        topo.validate(data)
+    assert any("may hold no control or bidi characters" in p for p in refused.value.problems)
+
+
+@pytest.mark.parametrize("name", ["ring-3", "ring 3", "élan (v2)", "環"])
+def test_a_printable_name_is_kept_as_it_is(name: str) -> None:
+    assert topo.validate({**topo.ring(3, name="x"), "name": name})["name"] == name
+    assert topo.shown_name(name) == name
+
+
+def test_a_name_stored_before_the_rule_is_shown_escaped_and_saved_as_a_safe_file_name() -> None:
+    old = 'a"\r\n\u202eb'
+    assert topo.shown_name(old) == "'a\"\\r\\n\\u202eb'"
+    assert topo.file_name(old) == "a____b"

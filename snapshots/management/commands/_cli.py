@@ -1,5 +1,5 @@
-"""Shared plumbing of the CLI commands: turn service errors into a message and exit 1,
-and say channel faults in words."""
+"""Shared plumbing of the CLI commands: turn service, Redis and database errors into a
+message and exit 1, and say channel faults in words."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import DatabaseError, connection
 
 from snapshots.services import ServiceError
 
@@ -26,6 +27,15 @@ def service_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
             raise CommandError(
                 f"Cutline is not running: cannot reach Redis at {settings.REDIS_URL} ({exc.__class__.__name__})."
                 " Start it with `make run`, or set REDIS_URL."
+            ) from None
+        except DatabaseError as exc:
+            # Most often a database without Cutline's tables: the wrong one (DATABASE_URL
+            # unset in this shell while `make run` uses PostgreSQL), or never migrated.
+            where = f"{connection.vendor} database {connection.settings_dict['NAME']}"
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise CommandError(
+                f"cannot use the {where}: {first_line}. Is DATABASE_URL set as it is for `make run`"
+                " (var/runtime.env sets it while `make run` runs)? If it is, run `manage.py migrate`."
             ) from None
 
     return wrapped

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id, normal_channel_id
@@ -18,6 +19,14 @@ from ._cli import fault_words, faults_line, service_errors
 
 WORKLOADS = [name for name, _ in Topology.WORKLOADS]
 SNAPSHOT_WAIT_EXTRA = 10.0  # seconds a triggered snapshot may take, on top of --wait
+
+
+def _event_limit(text: str) -> int:
+    """--limit as a whole number the log can hold (Redis refuses what a 64-bit index cannot)."""
+    most = settings.CUTLINE["EVENT_LOG_LIMIT"]
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {most}, not {text[:30]!r}")
+    return int(text)
 
 
 class Command(BaseCommand):
@@ -44,7 +53,12 @@ class Command(BaseCommand):
         status.add_argument("--json", action="store_true")
         events = sub.add_parser("events", help="the run's logged events (with vector clocks), oldest first")
         events.add_argument("run")
-        events.add_argument("--limit", type=int, default=100)
+        events.add_argument(
+            "--limit",
+            type=_event_limit,
+            default=100,
+            help=f"the newest N events (1 to {settings.CUTLINE['EVENT_LOG_LIMIT']}, what the log keeps)",
+        )
 
         restore = sub.add_parser("restore", help="put a run back into the global state one of its snapshots recorded")
         restore.add_argument("--run", required=True)

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cluster.core.topology import TopologyError
+from cluster.core import safejson
+from cluster.core.topology import TopologyError, shown_name
 from snapshots import services
 from snapshots.models import Topology
 
@@ -35,16 +37,29 @@ class Command(BaseCommand):
         rows = Topology.objects.order_by("name")
         self.stdout.write(f"{'name':<24} {'workload':<12} {'processes':>9} {'channels':>8}")
         for t in rows:
-            self.stdout.write(f"{t.name:<24} {t.workload:<12} {t.processes.count():>9} {t.channels.count():>8}")
+            name = shown_name(t.name)  # a name stored before the rule, escaped
+            self.stdout.write(f"{name:<24} {t.workload:<12} {t.processes.count():>9} {t.channels.count():>8}")
+
+    def _read(self, path: str) -> str | bytes:
+        """At most the limit a request body has, plus one byte to tell it was more:
+        ``/dev/zero`` or a runaway pipe must not fill the memory."""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if path == "-":
+            raw: str | bytes = getattr(self.stdin, "buffer", self.stdin).read(limit + 1)
+        else:
+            with Path(path).open("rb") as file:
+                raw = file.read(limit + 1)
+        if len(raw) > limit:
+            raise CommandError(f"{path} is larger than {limit} bytes: no topology is that large")
+        return raw
 
     def do_import(self, opts: dict[str, Any]) -> None:
         path = opts["file"]
         try:
-            text = self.stdin.read() if path == "-" else Path(path).read_text()
-            data = json.loads(text)
+            data = safejson.loads(self._read(path))
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
+        except safejson.JSONInputError as exc:
             raise CommandError(f"{path} is not valid JSON: {exc}") from None
         try:
             topology = services.import_topology(data, replace=opts["replace"])

@@ -12,6 +12,7 @@ import {
   renderHeader,
   renderHistory,
   renderInspector,
+  renderPlayback,
   renderSnapshotPanel,
   renderTotals,
   renderWatchpoints,
@@ -20,6 +21,7 @@ import { drawSpacetime } from "./spacetime.js";
 import { Stream } from "./stream.js";
 
 const FOLLOW_EVERY_MS = 2000;
+const HOP_SETTING = "cutline.hopMs"; // the marker hop a person chose, kept across pages
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -50,6 +52,13 @@ const el = {
     recorded: $("recorded"),
   },
   history: { summary: $("history-summary"), compare: $("compare-picked"), body: document.querySelector("#history tbody") },
+  playback: {
+    hop: $("hop-ms"),
+    behind: $("behind"),
+    jump: $("jump-now"),
+    cut: $("cut-shown"),
+    cutWords: $("cut-words"),
+  },
   spacetime: $("spacetime"),
   spacetimeCaption: $("spacetime-caption"),
 };
@@ -67,6 +76,11 @@ window.cutline = {
   },
   get cy() {
     return graph ? graph.cy : null;
+  },
+  // The snapshot events in the order the page showed them: {kind, snapshot, process,
+  // channel, seq, event}, `event` the id in /api/runs/{id}/events/.
+  get trace() {
+    return model.play.trace;
   },
   send: (command) => send(command),
 };
@@ -144,6 +158,14 @@ function restore(id) {
 let drawnDiagram = null;
 
 function draw(now) {
+  // The player releases the snapshot events whose turn has come (player.js).
+  const shown = model.play.shown;
+  model = applyEvent(model, { type: "tick", now });
+  if (model.play.shown !== shown) {
+    dirty = true;
+    afterEvent({ type: "tick" });
+  }
+  renderPlayback(model, el.playback, now);
   if (dirty) {
     dirty = false;
     renderHeader(model, el, now);
@@ -236,6 +258,22 @@ el.banner.addEventListener("click", (e) => {
   if (e.target.closest("[data-dismiss-banner]")) dispatch({ type: "dismiss-banner" });
 });
 el.notice.addEventListener("click", () => dispatch({ type: "dismiss" }));
+el.playback.jump.addEventListener("click", () => dispatch({ type: "jump", now: performance.now() }));
+el.playback.cut.addEventListener("click", (e) => {
+  if (e.target.closest("#dismiss-cut")) dispatch({ type: "dismiss-cut" });
+});
+el.playback.hop.addEventListener("change", () => {
+  const hopMs = Number(el.playback.hop.value);
+  if (!Number.isFinite(hopMs) || hopMs < 0 || hopMs > 10000) return;
+  localStorage.setItem(HOP_SETTING, String(hopMs));
+  dispatch({ type: "pace", hopMs });
+});
+{
+  const kept = Number(localStorage.getItem(HOP_SETTING));
+  if (localStorage.getItem(HOP_SETTING) !== null && Number.isFinite(kept) && kept >= 0 && kept <= 10000) {
+    dispatch({ type: "pace", hopMs: kept });
+  }
+}
 el.history.body.addEventListener("click", (e) => {
   const restoreButton = e.target.closest("button[data-restore]");
   if (restoreButton) return restore(Number(restoreButton.dataset.restore));

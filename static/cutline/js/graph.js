@@ -6,7 +6,12 @@
 // concurrent snapshots show side by side), and is ringed in the colour of the finished
 // snapshot the panel shows. A channel shows how many messages are in flight, and while
 // a snapshot runs it is dashed ("recording") until its marker arrives, then solid with
-// the number of messages recorded in it.
+// the number of messages recorded in it. What is shown of a snapshot is what the player
+// (player.js) has released so far, not the newest news: a marker travels a hop's time.
+//
+// A finished snapshot's cut stays on the graph until dismissed (model.cut): each process
+// ringed in its colour with the value it recorded, each channel with the messages
+// recorded in it.
 //
 // Channel faults show on the edge itself: finely dotted for a reordering (non-FIFO)
 // channel, and a badge at its source end for delay and loss (with the frames
@@ -27,8 +32,7 @@ import {
 const DEADLOCK = "#c92a2a";
 const HIT = "#f59f00";
 
-const TRAVEL_MS = 900; // a marker's trip along a channel, drawn: long enough to be seen
-const WAIT_AT = 0.85; // where a marker waits (behind the messages ahead of it) until it is received
+const WAIT_AT = 0.92; // where a marker shown sent waits until its arrival is shown
 const MAX_SLICES = 8;
 
 const STYLE = [
@@ -162,8 +166,7 @@ class Graph {
 
   render(model) {
     const running = runningSnapshots(model).slice(-MAX_SLICES);
-    const focus = model.snapshots[model.focus];
-    const ringed = focus && focus.status !== "running" ? focus : null;
+    const ringed = model.cut !== null ? model.snapshots[model.cut] || null : null;
     const cycle = deadlockCycle(ringed);
     const cycleEdges = deadlockEdges(model, cycle);
     this.cy.batch(() => {
@@ -172,9 +175,10 @@ class Graph {
         const p = model.processes[name];
         if (!node.nonempty() || !p) continue;
         const hit = model.hits[name];
-        const label = `${name}\n${unitValue(model, p)}${hit ? `\n⚑ #${hit.watchpoint}` : ""}`;
+        const cutValue = ringed ? recordedValue(model, ringed, name) : undefined;
+        const recordedInFocus = cutValue !== undefined;
+        const label = `${name}\n${unitValue(model, p)}${recordedInFocus ? `\n[${cutValue}]` : ""}${hit ? `\n⚑ #${hit.watchpoint}` : ""}`;
         const slices = running.filter((s) => name in s.recorded);
-        const recordedInFocus = ringed && ringed.export && ringed.export.processes.some((r) => r.process === name);
         const selected = !!(model.selection && model.selection.kind === "process" && model.selection.id === name);
         const inCycle = cycle.includes(name);
         const key = `${label}|${slices.map((s) => s.id)}|${recordedInFocus ? ringed.id : ""}|${selected}|${inCycle}`;
@@ -199,7 +203,8 @@ class Graph {
         const edge = this.cy.getElementById(c.id);
         if (!edge.nonempty()) continue;
         const n = inFlight(model, c);
-        const active = [...running].reverse().find((s) => s.channels[c.id]);
+        let active = [...running].reverse().find((s) => s.channels[c.id]);
+        if (!active && ringed && ringed.channels[c.id]) active = ringed;
         const state = active ? active.channels[c.id] : null;
         let label = n ? `${n}` : "";
         let colour = "#b7bfcc";
@@ -234,15 +239,9 @@ class Graph {
     const alive = new Set();
     for (const m of model.markers) {
       const id = `marker-${m.snapshot}-${m.src}-${m.dst}-${m.seq}`;
-      // Every marker makes the whole trip, so even one received at once is seen; one
-      // not yet received waits near the end, then finishes the trip once it is.
-      const t = (now - m.sentAt) / TRAVEL_MS;
-      let f = Math.min(WAIT_AT, t);
-      if (m.receivedAt !== null) {
-        const r = (m.receivedAt - m.sentAt) / TRAVEL_MS;
-        f = r <= WAIT_AT ? t : WAIT_AT + (t - r);
-      }
-      if (f >= 1) continue;
+      // The player shows its arrival a hop after its sending at the earliest (then the
+      // marker is gone); one still on its way in the run waits near the end.
+      const f = Math.min(WAIT_AT, (now - m.sentAt) / model.play.hopMs);
       const edge = this.cy.getElementById(channelId(m.src, m.dst));
       if (!edge.nonempty()) continue;
       alive.add(id);
@@ -271,6 +270,19 @@ class Graph {
     const node = this.cy.getElementById(name);
     return node.nonempty() ? node.renderedPosition() : null;
   }
+}
+
+// The value a process recorded in a snapshot (its share of the conserved quantity), as
+// the page saw it recorded or, for a snapshot finished before the page opened, its export.
+function recordedValue(model, snapshot, name) {
+  const key = model.run ? model.run.unit || model.run.value_key || "balance" : "balance";
+  let state = snapshot.recorded[name];
+  if (!state && snapshot.export) {
+    const r = snapshot.export.processes.find((x) => x.process === name);
+    state = r && r.state;
+  }
+  if (state) return state[key] ?? "✓";
+  return name in snapshot.recorded ? "✓" : undefined;
 }
 
 // Delay and loss as a badge at the channel's source end, e.g. "+100ms loss 20% ↻7".

@@ -17,6 +17,12 @@
 // (for a page that missed that frame). Either way the page starts over from state.json,
 // and a delta of an older epoch still counts for its source's numbering but changes
 // nothing: its processes are no longer in that state.
+//
+// A snapshot's events are not applied as they arrive but handed to the player
+// (player.js), which releases them in happened-before order, a marker hop at a time;
+// a `tick` event (every animation frame) lets it release the next ones.
+
+import { behindMs, emptyPlayer, enqueue, takeReady, traced } from "./player.js";
 
 export const PALETTE = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#d6336c", "#5c7cfa"];
 
@@ -41,7 +47,9 @@ export function emptyModel() {
     channels: {}, // "p→q" → {id, src, dst, messages: {seq: payload}} (the newest we were told of)
     snapshots: {}, // id → snapshot (history row + live progress + export once fetched)
     history: { counts: { running: 0, complete: 0, failed: 0 }, duration: { count: 0, sum: 0, min: null, max: null } },
-    markers: [], // {snapshot, src, dst, seq, sentAt, receivedAt}
+    markers: [], // {snapshot, src, dst, seq, sentAt}: markers shown on their way (page ms)
+    play: emptyPlayer(), // the snapshot events waiting to be shown, and the trace of those shown
+    cut: null, // the finished snapshot whose cut stays on the graph until dismissed
     stream: { cursors: {}, suspect: {}, reload: false, reason: null, reloads: 0 },
     connection: { status: "connecting", code: null, message: null, lastMessageAt: null },
     permissions: { control: false },
@@ -190,9 +198,13 @@ export function applyEvent(model, event) {
     case "select":
       model.selection = event.kind ? { kind: event.kind, id: event.id } : null;
       return model;
-    case "focus":
+    case "focus": {
       model.focus = event.snapshot;
+      // A finished snapshot the person opens shows its cut on the graph (until dismissed).
+      const opened = model.snapshots[event.snapshot];
+      if (opened && opened.status !== "running") model.cut = event.snapshot;
       return model;
+    }
     case "export":
       if (model.snapshots[event.snapshot.id]) model.snapshots[event.snapshot.id].export = event.snapshot;
       return model;
@@ -201,6 +213,17 @@ export function applyEvent(model, event) {
       return model;
     case "dismiss":
       model.notice = null;
+      return model;
+    case "tick":
+      return play(model, event.now, false);
+    case "jump":
+      model.markers = [];
+      return play(model, event.now, true);
+    case "pace":
+      model.play.hopMs = event.hopMs;
+      return model;
+    case "dismiss-cut":
+      model.cut = null;
       return model;
     default:
       return model;
@@ -225,7 +248,9 @@ function applyState(model, state) {
   m.frames = old.frames;
   m.diagram = old.diagram;
   m.notice = old.notice;
-  m.markers = sameEpoch ? old.markers : [];
+  // The state holds the effects of every event told before it: none is left to show.
+  m.play = { ...old.play, buffer: [], sent: {} };
+  m.cut = sameEpoch ? old.cut : null;
   m.hits = sameEpoch ? old.hits : {};
   m.errors = old.errors;
   m.comparePick = old.comparePick;
@@ -276,7 +301,6 @@ function applyState(model, state) {
     };
   }
   m.stream.cursors = { ...state.cursors };
-  m.markers = m.markers.filter((mk) => !markerArrived(m, mk));
   if (m.focus === null) {
     const newest = Object.values(m.snapshots).sort((a, b) => b.id - a.id)[0];
     if (newest) m.focus = newest.id;
@@ -356,29 +380,40 @@ function applyDelta(model, d) {
       if (change[key]) p[key] = { ...p[key], ...change[key] };
     }
     if (change.recording) p.recording = change.recording;
-    for (const [id, counts] of Object.entries(p.recording || {})) {
-      const snap = model.snapshots[id];
-      if (!snap) continue;
-      for (const [src, count] of Object.entries(counts)) {
-        const c = snap.channels[channelId(src, name)];
-        if (c && c.status === "recording") c.count = count;
-      }
-    }
   }
   for (const [src, dst, seq, payload] of d.messages || []) {
     const channel = model.channels[channelId(src, dst)];
     if (channel) channel.messages[seq] = payload;
   }
   for (const channel of Object.values(model.channels)) trimChannel(model, channel);
-  for (const e of d.snapshot_events || []) applySnapshotEvent(model, e, d.now, d.t);
+  // An event commits at its step (`t`); a frame's time stands in for one told without it.
+  const told = (d.snapshot_events || []).map((e) => (e.t === undefined && d.t ? { ...e, t: d.t } : e));
+  enqueue(model.play, told, d.now);
   applyRunSettings(model, d.run_settings);
-  // Sources are independent: the receiver's frame may come before the sender's. Its
-  // applied seq settles it either way.
-  for (const mk of model.markers) {
-    if (mk.receivedAt === null && markerArrived(model, mk)) mk.receivedAt = d.now;
+  return play(model, d.now, false);
+}
+
+// Show the snapshot events whose turn has come (all of them: jump to now).
+function play(model, now, all) {
+  for (const e of takeReady(model.play, model.processes, now, (id) => cutComplete(model, id), all)) {
+    if (e.kind !== "finished") traced(model.play, e);
+    else model.play.shown += 1;
+    applySnapshotEvent(model, e, now, e.t);
   }
-  model.markers = model.markers.filter((mk) => mk.receivedAt === null || d.now - mk.receivedAt < 5000);
   return model;
+}
+
+// How long the oldest snapshot event waiting to be shown has waited (ms).
+export function behind(model, now) {
+  return behindMs(model.play, now);
+}
+
+// Whether the page shows a snapshot's cut whole: every process recorded, every channel closed.
+function cutComplete(model, id) {
+  const snap = model.snapshots[id];
+  if (!snap) return true;
+  const total = progress(model, { ...snap, status: "running" });
+  return total.processes >= total.processesTotal && total.channels >= total.channelsTotal;
 }
 
 function trimChannel(model, channel) {
@@ -404,6 +439,7 @@ function applyRestore(model, frame) {
   if (!model.restores.some((r) => r.id === restore.id)) model.restores.push({ ...restore });
   model.banner = restore;
   model.markers = [];
+  model.cut = null;
   model.notice = { kind: "info", text: `Run ${restoreWords(restore)}.`, at: frame.now };
   if (model.run && restore.epoch > (model.run.epoch ?? 0)) needReload(model, `the run was restored from snapshot #${restore.snapshot}`);
   return model;
@@ -434,11 +470,6 @@ function applyWatchpointHit(model, e, t) {
   return model;
 }
 
-function markerArrived(model, marker) {
-  const dst = model.processes[marker.dst];
-  return marker.receivedAt !== null || (dst && (dst.applied[marker.src] || 0) >= marker.seq);
-}
-
 function applySnapshotEvent(model, e, now, t) {
   if (e.kind === "finished") return finishSnapshot(model, e.snapshot);
   if (e.kind === "watchpoint") return applyWatchpointHit(model, e, t);
@@ -457,6 +488,14 @@ function applySnapshotEvent(model, e, now, t) {
       }
       break;
     }
+    case "recording":
+      if (!snap.channels[channelId(e.peer, e.process)]) snap.channels[channelId(e.peer, e.process)] = { status: "recording", count: 0 };
+      break;
+    case "recorded_message": {
+      const c = snap.channels[channelId(e.peer, e.process)];
+      if (c && c.status === "recording") c.count = (c.count || 0) + 1;
+      break;
+    }
     case "channel_closed":
       snap.channels[channelId(e.peer, e.process)] = {
         status: "closed",
@@ -465,13 +504,12 @@ function applySnapshotEvent(model, e, now, t) {
       };
       break;
     case "marker_send":
-      model.markers.push({ snapshot: e.snapshot, src: e.process, dst: e.peer, seq: e.seq, sentAt: now, receivedAt: null });
+      model.markers.push({ snapshot: e.snapshot, src: e.process, dst: e.peer, seq: e.seq, sentAt: now });
       break;
-    case "marker_receive": {
-      const marker = model.markers.find((mk) => mk.src === e.peer && mk.dst === e.process && mk.seq === e.seq);
-      if (marker) marker.receivedAt = now;
+    case "marker_receive":
+      // It has arrived: the receiver's colour (it recorded, or closed the channel) shows it now.
+      model.markers = model.markers.filter((mk) => !(mk.src === e.peer && mk.dst === e.process && mk.seq === e.seq));
       break;
-    }
     default:
       break;
   }
@@ -507,6 +545,8 @@ function finishSnapshot(model, summary) {
     model.focus = summary.id;
   }
   snap.needsExport = true;
+  // Its cut stays on the graph until dismissed (each worker tells of the finish: once is enough).
+  if (wasRunning && summary.status !== "running") model.cut = summary.id;
   return model;
 }
 

@@ -9,6 +9,7 @@
 import {
   ALGORITHMS,
   PROPERTIES,
+  behind,
   channelFaults,
   channelId,
   deadlockCycle,
@@ -106,6 +107,20 @@ function holdsWord(words, result) {
 }
 
 // --- header ---------------------------------------------------------------------------------
+
+// The playback line under the graph: how far the animation runs behind the run, and
+// the finished snapshot whose cut stays on the graph.
+export function renderPlayback(model, el, now) {
+  const late = behind(model, now);
+  const words = late >= 50 ? `animation ${(late / 1000).toFixed(1)} s behind real time` : "";
+  if (el.behind.textContent !== words) el.behind.textContent = words;
+  el.jump.hidden = late < 50;
+  const cut = model.cut !== null ? model.snapshots[model.cut] : null;
+  el.cut.hidden = !cut;
+  const cutWords = cut ? `showing the cut of snapshot #${cut.id} (${cut.status})` : "";
+  if (el.cutWords.textContent !== cutWords) el.cutWords.textContent = cutWords;
+  if (document.activeElement !== el.hop && Number(el.hop.value) !== model.play.hopMs) el.hop.value = model.play.hopMs;
+}
 
 export function renderHeader(model, el, now) {
   if (model.run) {

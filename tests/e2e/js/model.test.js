@@ -13,6 +13,7 @@ import {
   inFlight,
   isSound,
   progress,
+  behind,
 } from "../../../static/cutline/js/model.js";
 
 function state(extra = {}) {
@@ -120,30 +121,35 @@ test("a snapshot's progress: records, recording channels, closed channels, then 
     verdict_text: "consistent · 300 of 300 conserved · 0 problems",
   };
   m = apply(m, delta("a", 7, { snapshot_events: [{ kind: "finished", snapshot: summary }] }));
+  // The page has not shown the whole cut yet: the verdict waits for it (or for "jump to now").
+  assert.equal(m.snapshots[3].verdict_text, undefined);
+  m = apply(m, { type: "jump", now: 1 });
   assert.equal(m.snapshots[3].verdict_text, "consistent · 300 of 300 conserved · 0 problems");
   assert.deepEqual(m.history.counts, { running: 0, complete: 1, failed: 0 });
   assert.deepEqual(m.history.duration, { count: 1, sum: 0.25, min: 0.25, max: 0.25 });
   assert.equal(m.snapshots[3].needsExport, true);
 });
 
-test("a marker travels until its receiver has applied it, whichever frame comes first", () => {
-  let m = apply(
-    emptyModel(),
-    state(),
-    delta("a", 5, { snapshot_events: [{ kind: "marker_send", process: "p1", peer: "p2", seq: 1, snapshot: 3 }] }, 100),
-  );
-  assert.equal(m.markers.length, 1);
-  assert.equal(m.markers[0].receivedAt, null);
-  m = apply(m, delta("a", 6, { snapshot_events: [{ kind: "marker_receive", process: "p2", peer: "p1", seq: 1, snapshot: 3 }] }, 250));
-  assert.equal(m.markers[0].receivedAt, 250);
-  // The receiver's worker published first: its applied seq already covers the marker.
-  m = apply(
-    emptyModel(),
-    state(),
-    delta("b", 1, { processes: { p3: { applied: { p2: 1 } } } }, 10),
-    delta("a", 5, { snapshot_events: [{ kind: "marker_send", process: "p2", peer: "p3", seq: 1, snapshot: 3 }] }, 20),
-  );
-  assert.equal(m.markers[0].receivedAt, 20);
+test("a marker is shown travelling for a hop, then arriving, whichever frame comes first", () => {
+  const send = { kind: "marker_send", process: "p1", peer: "p2", seq: 1, snapshot: 3, clock: {} };
+  const receive = { kind: "marker_receive", process: "p2", peer: "p1", seq: 1, snapshot: 3, clock: {} };
+  // The receiver's worker published first: its receipt waits for the sending.
+  let m = apply(emptyModel(), state(), delta("b", 1, { snapshot_events: [receive] }, 100));
+  assert.deepEqual(m.play.trace, []);
+  m = apply(m, delta("a", 5, { processes: { p1: { sent: { p2: 1 } } }, snapshot_events: [send] }, 150));
+  assert.deepEqual(m.play.trace.map((e) => e.kind), ["marker_send"]);
+  assert.deepEqual(m.markers.map((mk) => [mk.src, mk.dst, mk.sentAt]), [["p1", "p2", 150]]);
+  m = apply(m, { type: "tick", now: 150 + m.play.hopMs - 1 });
+  assert.equal(m.markers.length, 1); // still on its way
+  m = apply(m, { type: "tick", now: 150 + m.play.hopMs });
+  assert.deepEqual(m.markers, []);
+  assert.deepEqual(m.play.trace.map((e) => [e.kind, e.channel, e.seq]), [
+    ["marker_send", "p1→p2", 1],
+    ["marker_receive", "p1→p2", 1],
+  ]);
+  // A marker sent before the state this page started from is shown arriving at once.
+  m = apply(emptyModel(), state(), delta("b", 1, { processes: { p1: { sent: { p2: 1 } } }, snapshot_events: [receive] }, 20));
+  assert.deepEqual(m.play.trace.map((e) => e.kind), ["marker_receive"]);
 });
 
 test("a channel lists the messages in it and forgets those applied", () => {
@@ -166,7 +172,7 @@ test("a refused command is an error notice; a reply updates the run", () => {
   assert.equal(m.notice.kind, "info");
 });
 
-// --- issue 5 -----------------------------------------------------------------------------------
+// --- restore, watchpoints, stable properties, faults, compare ---------------------------------
 
 function summary(id, extra = {}) {
   return {
@@ -335,4 +341,112 @@ test("two snapshots at most are picked to compare", () => {
   assert.deepEqual(m.comparePick, [2, 3]);
   m = apply(m, { type: "pick", snapshot: 2 });
   assert.deepEqual(m.comparePick, [3]);
+});
+
+// --- the snapshot's events, in happened-before order, a hop at a time ------------------------
+
+// A Chandy–Lamport snapshot from p1 round the one-way ring p1 → p2 → p3 → p1, as the log
+// has it: every event with its id and the clock of its process.
+function ringSnapshot(id = 7) {
+  let n = 0;
+  const ev = (kind, process, extra = {}) => ({ kind, process, snapshot: id, clock: {}, event: ++n, ...extra });
+  const hop = (src, dst) => [
+    ev("marker_receive", dst, { peer: src, seq: 1 }),
+  ];
+  return [
+    ev("initiate", "p1"),
+    ev("record", "p1", { state: { balance: 100 } }),
+    ev("marker_send", "p1", { peer: "p2", seq: 1 }),
+    ev("recording", "p1", { peer: "p3" }),
+    ...hop("p1", "p2"),
+    ev("record", "p2", { state: { balance: 100 } }),
+    ev("channel_closed", "p2", { peer: "p1", count: 0 }),
+    ev("marker_send", "p2", { peer: "p3", seq: 1 }),
+    ev("local_done", "p2"),
+    ...hop("p2", "p3"),
+    ev("record", "p3", { state: { balance: 100 } }),
+    ev("channel_closed", "p3", { peer: "p2", count: 0 }),
+    ev("marker_send", "p3", { peer: "p1", seq: 1 }),
+    ev("local_done", "p3"),
+    ...hop("p3", "p1"),
+    ev("channel_closed", "p1", { peer: "p3", count: 0 }),
+    ev("local_done", "p1"),
+  ];
+}
+
+const SENT = { p1: { sent: { p2: 1 } }, p2: { sent: { p3: 1 } }, p3: { sent: { p1: 1 } } };
+
+function finished(id) {
+  return {
+    kind: "finished",
+    snapshot: {
+      id, run: 1, initiator: "p1", status: "complete", reason: null, duration: 0.04,
+      reported: { processes: 3, processes_total: 3, channels: 3, channels_total: 3 },
+      verdict: { consistent: true, problems: [] }, verdict_text: "consistent",
+    },
+  };
+}
+
+test("a snapshot told all at once is shown going round the ring, one hop at a time", () => {
+  // The whole snapshot (40 ms of it) and its finish arrive in one frame, receipts first.
+  const events = ringSnapshot();
+  const shuffled = [...events.slice(4), ...events.slice(0, 4), finished(7)];
+  let m = apply(emptyModel(), state(), delta("a", 5, { processes: SENT, snapshot_events: shuffled }, 1000));
+  const hop = m.play.hopMs;
+  assert.deepEqual(Object.keys(m.snapshots[7].recorded), ["p1"]); // the initiator first, nobody else yet
+  assert.equal(m.snapshots[7].status, "running"); // the finished state is not shown first
+  const recordedAt = {};
+  for (let now = 1000; now <= 1000 + 4 * hop; now += 10) {
+    m = apply(m, { type: "tick", now });
+    for (const p of Object.keys(m.snapshots[7].recorded)) recordedAt[p] ??= now;
+  }
+  assert.deepEqual(recordedAt, { p1: 1000, p2: 1000 + hop, p3: 1000 + 2 * hop });
+  // Shown in the log's order, which here is the only causal one.
+  assert.deepEqual(m.play.trace.map((e) => e.event), events.map((e) => e.event));
+  assert.equal(m.snapshots[7].status, "complete");
+  assert.equal(behind(m, 1000 + 4 * hop), 0);
+  // Its cut stays on the graph until the person puts it away.
+  assert.equal(m.cut, 7);
+  m = apply(m, { type: "dismiss-cut" });
+  assert.equal(m.cut, null);
+});
+
+test("jump to now shows every waiting event at once, still in causal order", () => {
+  const events = ringSnapshot();
+  let m = apply(emptyModel(), state(), delta("a", 5, { processes: SENT, snapshot_events: [...events.slice(4), ...events.slice(0, 4), finished(7)] }, 0));
+  assert.ok(behind(m, 250) === 250);
+  m = apply(m, { type: "jump", now: 260 });
+  assert.deepEqual(m.play.trace.map((e) => e.event), events.map((e) => e.event));
+  assert.equal(m.snapshots[7].status, "complete");
+  assert.deepEqual(m.markers, []);
+  assert.equal(behind(m, 260), 0);
+});
+
+test("an event waits for another process's events its clock says came before it", () => {
+  // p3 recorded after hearing of p2's fifth message (clock p2: 5); p2's record came
+  // after its fourth, before its fifth: p2's record must be shown first.
+  const p2record = { kind: "record", process: "p2", snapshot: 4, clock: { p2: 4 }, event: 10, state: { balance: 1 } };
+  const p3record = { kind: "record", process: "p3", snapshot: 4, clock: { p2: 5, p3: 2 }, event: 12, state: { balance: 2 } };
+  // p3's frame first, and p2's view not yet at 5: p2's events up to there may still come.
+  let m = apply(emptyModel(), state(), delta("b", 1, { processes: { p3: { clock: { p2: 5, p3: 2 } } }, snapshot_events: [p3record] }, 0));
+  assert.deepEqual(m.play.trace, []);
+  m = apply(m, delta("a", 5, { processes: { p2: { clock: { p2: 5 } } }, snapshot_events: [p2record] }, 5));
+  assert.deepEqual(m.play.trace.map((e) => e.event), [10, 12]);
+  // An equal count proves nothing (snapshot events do not tick the clock): no wait.
+  const p1record = { kind: "record", process: "p1", snapshot: 5, clock: { p1: 3, p2: 5 }, event: 13 };
+  const p2marker = { kind: "marker_send", process: "p2", peer: "p3", seq: 9, snapshot: 5, clock: { p2: 5 }, event: 14 };
+  m = apply(m, delta("b", 2, { snapshot_events: [p1record] }, 6));
+  m = apply(m, delta("a", 6, { snapshot_events: [p2marker] }, 7));
+  assert.deepEqual(m.play.trace.map((e) => e.event), [10, 12, 13, 14]);
+});
+
+test("the finish of a snapshot waits until its whole cut is shown, a reload shows what it holds", () => {
+  const events = ringSnapshot();
+  let m = apply(emptyModel(), state(), delta("a", 5, { processes: SENT, snapshot_events: [finished(7), ...events] }, 0));
+  assert.equal(m.snapshots[7].status, "running");
+  // A reload mid-way: the state holds everything told so far, nothing is left to show.
+  const live = { 7: { recorded: { p1: {}, p2: {}, p3: {} }, channels: {} } };
+  m = apply(m, state({ snapshots: [{ ...finished(7).snapshot, status: "running", verdict: null }], live, cursors: { a: 5 } }));
+  assert.deepEqual(m.play.buffer, []);
+  assert.deepEqual(Object.keys(m.snapshots[7].recorded), ["p1", "p2", "p3"]);
 });

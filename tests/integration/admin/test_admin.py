@@ -18,7 +18,7 @@ from cluster.core import topology as topo
 from snapshots import admin as topology_admin
 from snapshots import services
 from snapshots.models import Restore, Run, Snapshot, Topology, Watchpoint
-from tests.integration.test_api_support import (
+from tests.integration.api.support import (
     live_cluster,
     make_finished_snapshot,
     make_run,

@@ -1,4 +1,4 @@
-"""Concurrent writers on one database: "database is locked" is a bug (issue 2, §1).
+"""Concurrent writers on one database: "database is locked" is a bug.
 
 Every worker stores records from a recorder thread of its own, so with two workers two
 processes write at once — while the test process inserts snapshots and reads them back.

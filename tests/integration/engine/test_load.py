@@ -1,4 +1,4 @@
-"""Snapshots of runs under load, on real workers and a real broker: issue 2's "done means".
+"""Snapshots of runs under load, on real workers and a real broker: every one complete and consistent.
 
 Two workers serve several runs at once while the test takes snapshots of them, some
 one at a time and some started together from different initiators. Every snapshot

@@ -78,12 +78,15 @@ def test_a_worker_restarted_after_a_warm_shutdown_resumes_its_processes(
     mine = _shard_processes(run, 1, 2)
     saved = _load(run, mine)
     assert all(data["outbox"] == [] for data in saved.values()), "a clean shutdown leaves no outbox to resend"
-    # Let frames for the stopped shard pile up in its queues (its processes send nothing,
-    # so what is in flight grows only by what the other shard sends them).
-    in_flight = services.run_status(run)["messages_in_flight"]
+    # Let frames for the stopped shard pile up in its queues: those sent to its processes
+    # beyond what they had applied when their worker stopped (``saved``: nothing applies
+    # them now). Counted from the stop itself, not from a later look: the other shard's
+    # processes pay money in that no longer comes back, and by the time a slow warm
+    # shutdown has returned (on a loaded machine) they may have sent all they ever will.
+    into_mine = [(src, dst) for src, dst in run.channel_pairs if dst in mine]
     poll(
-        lambda: services.run_status(run)["messages_in_flight"],
-        lambda n: n >= in_flight + 5,
+        lambda: services.frames_in_flight(into_mine, {**_load(run, run.process_names), **saved}),
+        lambda n: n >= 5,
         what="frames to queue up for the stopped shard",
         timeout=60,
         workers=[workers[0]],

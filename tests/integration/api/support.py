@@ -1,4 +1,5 @@
-"""Helpers shared by the API and admin tests (no tests here): users in roles, sample data.
+"""Helpers shared by the API and admin tests (no tests here): users in roles, sample data,
+a response's body and a hostile request body.
 
 A run started through the API really writes to the test Redis, and a snapshot really
 puts an initiate message on the broker. Nothing consumes them in these tests, so
@@ -12,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -23,10 +25,11 @@ from cluster.core import topology as topo
 from cluster.engine.store import WORKERS
 from cluster.engine.transport import queue_name
 from snapshots import services
-from snapshots.models import ChannelRecord, ProcessRecord, Run, Snapshot, Topology
+from snapshots.models import ChannelRecord, ProcessRecord, Run, Snapshot, Topology, Watchpoint
 from snapshots.roles import sync_roles
 
 ROLES = ("viewer", "operator", "staff")
+DEEP = "[" * 50_000 + "]" * 50_000  # JSON nested far deeper than any parser should follow
 
 
 def make_user(role: str | None, name: str | None = None) -> object:
@@ -102,6 +105,23 @@ def make_finished_snapshot(run: Run, initiator: str = "p1", in_flight: int = 1) 
     snapshot.finished_at = datetime.now(UTC)
     snapshot.save(update_fields=["verdict", "finished_at"])
     return snapshot
+
+
+def as_left_by_a_watchpoint(snapshot: Snapshot, watchpoint: Watchpoint | None = None) -> Snapshot:
+    """The snapshot as a watchpoint on a restored run would have left it, with its properties."""
+    snapshot.algorithm, snapshot.epoch = "lai-yang", 2
+    snapshot.watchpoint, snapshot.trigger = watchpoint, "balance = 90" if watchpoint else ""
+    snapshot.properties = {
+        "conservation": {"holds": True, "detail": "300 of 300"},
+        "termination": {"holds": None, "detail": "the bank workload never ends"},
+        "deadlock": {"holds": False, "detail": "nobody waits", "cycle": []},
+    }
+    snapshot.save()
+    return snapshot
+
+
+def body(response: Any) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from cluster.core import topology as topo
 from snapshots import services
 from snapshots import watchpoints as watch
 from snapshots.models import Run, Topology
-from tests.integration.test_api_support import (
+from tests.integration.api.support import (
     live_cluster,
     make_finished_snapshot,
     make_topology,

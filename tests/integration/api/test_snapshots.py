@@ -1,4 +1,11 @@
-"""The REST API through the test client: every endpoint, every format, every kind of refusal."""
+"""Snapshots through the API: taking them, each one's detail and exports (JSON, CSV,
+NDJSON), the history and its filters, and a run's event log (JSON and ShiViz).
+
+The last test is the whole story on real workers: a staff user generates a topology in
+the admin; an operator's script starts a run and takes snapshots with its token; a
+viewer's script lists them, downloads one as JSON and CSV, streams the history as NDJSON
+and pastes the event log into ShiViz (here: checks it against ShiViz's rules for clocks).
+"""
 
 from __future__ import annotations
 
@@ -6,219 +13,37 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.apps import apps
-from django.contrib.staticfiles import finders
-from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from cluster.core import topology as topo
-from cluster.devserver.children import free_port
+from cluster.devserver.children import Child, free_port
 from cluster.engine.store import Store
 from snapshots import services
 from snapshots.api import exports
-from snapshots.models import Run, Snapshot, Topology
-from tests.integration.test_api_support import (
-    live_cluster,
+from snapshots.models import Run, Snapshot, Topology, Watchpoint
+from tests.integration.api.support import (
+    as_left_by_a_watchpoint,
+    body,
+    forget_runs,
     make_finished_snapshot,
     make_run,
     make_topology,
     make_user,
     token_client,
 )
+from tests.integration.engine_helpers import SNAPSHOT_WAIT
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff() -> APIClient:
-    return token_client(make_user("staff"))
-
-
-@pytest.fixture
-def viewer() -> APIClient:
-    return token_client(make_user("viewer"))
-
-
-@pytest.fixture
-def cluster(redis_url: str) -> Iterator[None]:
-    with live_cluster():
-        yield
-
-
-def body(response: Any) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
-
-
-# --- topologies ---------------------------------------------------------------------------
-
-
-def test_a_topology_round_trips_in_the_cli_json(staff: APIClient) -> None:
-    data = topo.ring(4, name="ring4")
-    created = staff.post("/api/topologies/", data, format="json")
-    assert created.status_code == 201, created.json()
-    got = staff.get(f"/api/topologies/{created.json()['id']}/").json()
-    assert {k: got[k] for k in ("name", "workload", "processes", "channels")} == data
-    assert (got["process_count"], got["channel_count"]) == (4, 4)
-    assert Topology.objects.get(name="ring4").to_dict() == data
-
-
-def test_the_list_shows_counts_not_graphs(staff: APIClient) -> None:
-    make_topology("ring3")
-    page = staff.get("/api/topologies/").json()
-    assert page["count"] == 1
-    (row,) = page["results"]
-    assert row["name"] == "ring3" and (row["process_count"], row["channel_count"]) == (3, 6)
-    assert "processes" not in row
-
-
-@pytest.mark.parametrize(
-    ("change", "problem"),
-    [
-        ({"processes": [{"name": "p1", "balance": 1}], "channels": []}, "at least 2 processes"),
-        ({"channels": [["p1", "p1"], ["p1", "p2"], ["p2", "p1"]]}, "p1→p1 is a self-loop"),
-        ({"channels": [["p1", "p2"], ["p1", "p2"], ["p2", "p1"]]}, "p1→p2 is defined twice"),
-        ({"channels": [["p1", "p2"]]}, "p2 cannot reach p1"),
-        ({"processes": [{"name": "p1", "balance": -5}, {"name": "p2", "balance": 1}]}, "must not be negative"),
-        ({"processes": [{"name": "p1", "balance": "lots"}, {"name": "p2", "balance": 1}]}, "whole number"),
-        ({"processes": [{"name": "p1", "balance": 2**40}, {"name": "p2", "balance": 1}]}, "at most"),
-        ({"workload": "token"}, "exactly one token"),
-        ({"processes": [{"name": "", "balance": 1}, {"name": "p2", "balance": 1}]}, "name is empty"),
-        ({"processes": [{"name": "p" * 65, "balance": 1}, {"name": "p2", "balance": 1}]}, "longer than 64"),
-        ({"processes": [{"name": "p1", "balance": 1}, {"name": "p1", "balance": 1}]}, "used twice"),
-        ({"channels": [["p1", "p9"], ["p9", "p1"]]}, "unknown process p9"),
-        ({"processes": "p1,p2"}, "processes must be a list"),
-        ({"name": 0}, "name: Not a valid string."),
-    ],
-)
-def test_a_bad_topology_is_refused_naming_the_problem(staff: APIClient, change: dict[str, Any], problem: str) -> None:
-    data = {
-        "name": "bad",
-        "workload": "bank",
-        "processes": [{"name": "p1", "balance": 1}, {"name": "p2", "balance": 1}],
-        "channels": [["p1", "p2"], ["p2", "p1"]],
-        **change,
-    }
-    response = staff.post("/api/topologies/", data, format="json")
-    assert response.status_code == 400
-    assert any(problem in p for p in response.json()["problems"]), response.json()
-    assert problem in response.json()["detail"]
-    assert not Topology.objects.filter(name="bad").exists()
-
-
-def test_a_duplicate_name_is_refused(staff: APIClient) -> None:
-    make_topology("ring3")
-    response = staff.post("/api/topologies/", topo.ring(3, name="ring3"), format="json")
-    assert response.status_code == 400
-    assert response.json()["detail"] == "a topology named 'ring3' already exists"
-
-
-def test_replacing_a_topology_keeps_its_id_and_its_runs(staff: APIClient) -> None:
-    topology = make_topology("ring3")
-    run = make_run(topology)
-    response = staff.put(f"/api/topologies/{topology.pk}/", topo.complete(4, name="ring3"), format="json")
-    assert response.status_code == 200, response.json()
-    assert response.json()["channel_count"] == 12
-    run.refresh_from_db()
-    assert run.topology_id == topology.pk and len(run.spec["processes"]) == 3  # the run keeps what it ran
-
-
-def test_a_patch_changes_only_what_it_gives(staff: APIClient) -> None:
-    topology = make_topology("ring3")
-    response = staff.patch(f"/api/topologies/{topology.pk}/", {"description": "three"}, format="json")
-    assert response.status_code == 200
-    assert response.json()["description"] == "three" and response.json()["channel_count"] == 6
-    refused = staff.patch(f"/api/topologies/{topology.pk}/", {"workload": "token"}, format="json")
-    assert refused.status_code == 400 and "exactly one token" in refused.json()["detail"]
-
-
-def test_a_topology_with_runs_cannot_be_deleted(staff: APIClient) -> None:
-    topology = make_topology("ring3")
-    make_run(topology)
-    response = staff.delete(f"/api/topologies/{topology.pk}/")
-    assert response.status_code == 409
-    assert "has runs" in response.json()["detail"]
-    assert staff.delete(f"/api/topologies/{make_topology('spare').pk}/").status_code == 204
-
-
-# --- runs ---------------------------------------------------------------------------------
-
-
-def test_an_operator_starts_pauses_resumes_and_stops_a_run(cluster: None) -> None:
-    topology = make_topology("ring3")
-    client = token_client(make_user("operator"))
-    started = client.post("/api/runs/", {"topology": topology.pk, "rate": 5, "seed": 7}, format="json")
-    assert started.status_code == 201, started.json()
-    run = started.json()
-    assert (run["status"], run["rate"], run["seed"], run["process_count"]) == ("running", 5.0, 7, 3)
-    assert run["live"]["messages_sent"] == 0 and run["live"]["expected_total"] == 300
-    assert started["Location"].endswith(f"/api/runs/{run['id']}/")
-    for verb, status in (("pause", "paused"), ("resume", "running"), ("stop", "stopped")):
-        response = client.post(f"/api/runs/{run['id']}/{verb}/")
-        assert response.status_code == 200 and response.json()["status"] == status
-    again = client.post(f"/api/runs/{run['id']}/resume/")
-    assert again.status_code == 400 and "start a new run" in again.json()["detail"]
-
-
-@pytest.mark.parametrize(
-    ("body_", "problem"),
-    [
-        ({}, "topology: This field is required."),
-        ({"topology": 999}, "topology: no topology with id 999"),
-        ({"topology": 2**70}, "topology: Ensure this value is less than or equal to"),
-        ({"topology": "ring3"}, "topology: A valid integer is required."),
-        ({"topology": True}, "topology: A valid integer is required."),
-        ({"topology": "ID", "rate": "5"}, "rate: A valid number is required."),
-        ({"topology": "ID", "rate": 0}, "rate must be above 0"),
-        ({"topology": "ID", "rate": "fast"}, "rate: A valid number is required."),
-        ({"topology": "ID", "workload": "chess"}, 'workload: "chess" is not a valid choice.'),
-        ({"topology": "ID", "seed": -1}, "seed: Ensure this value is greater than or equal to 0."),
-    ],
-)
-def test_a_bad_start_says_what_is_wrong(cluster: None, body_: dict[str, Any], problem: str) -> None:
-    topology = make_topology("ring3")
-    if body_.get("topology") == "ID":
-        body_ = {**body_, "topology": topology.pk}
-    response = token_client(make_user("operator")).post("/api/runs/", body_, format="json")
-    assert response.status_code == 400
-    assert problem in response.json()["detail"], response.json()
-
-
-def test_a_run_needs_a_live_cluster(redis_url: str, own_redis: bool) -> None:
-    if not own_redis:
-        pytest.skip("needs a Redis with no worker heartbeat: the bundled one")
-    services.store().redis.delete("cutline:workers")
-    response = token_client(make_user("operator")).post("/api/runs/", {"topology": make_topology().pk}, format="json")
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith("Cutline is not running")
-    assert not Run.objects.exists()
-
-
-def test_run_list_is_newest_first_with_a_cursor(viewer: APIClient) -> None:
-    topology = make_topology()
-    runs = [make_run(topology) for _ in range(3)]
-    first = viewer.get("/api/runs/?page_size=2").json()
-    assert [r["id"] for r in first["results"]] == [runs[2].pk, runs[1].pk]
-    second = viewer.get(first["next"]).json()
-    assert [r["id"] for r in second["results"]] == [runs[0].pk] and second["next"] is None
-
-
-def test_run_detail_has_live_counters(viewer: APIClient, redis_url: str) -> None:
-    run = make_run(make_topology())
-    detail = viewer.get(f"/api/runs/{run.pk}/").json()
-    assert detail["topology_name"] == "ring3" and detail["live"]["snapshots"] == {
-        "running": 0,
-        "complete": 0,
-        "failed": 0,
-    }
-
-
-# --- snapshots ----------------------------------------------------------------------------
+# --- taking snapshots ---------------------------------------------------------------------
 
 
 def test_an_operator_triggers_a_snapshot_at_a_process(cluster: None) -> None:
@@ -232,6 +57,20 @@ def test_an_operator_triggers_a_snapshot_at_a_process(cluster: None) -> None:
     assert unknown.status_code == 400 and "has no process 'p9'" in unknown.json()["detail"]
     listed = client.get(f"/api/runs/{run['id']}/snapshots/").json()
     assert [s["initiator"] for s in listed["results"]] == ["p2"]
+
+
+def test_a_snapshot_is_taken_with_the_algorithm_asked_for(live_run: Run, operator: APIClient) -> None:
+    url = f"/api/runs/{live_run.pk}/snapshots/"
+    taken = operator.post(url, {"algorithm": "lai-yang", "initiator": "p3"}, format="json")
+    assert taken.status_code == 201 and taken.json()["algorithm"] == "lai-yang", taken.json()
+    assert operator.post(url, {}, format="json").json()["algorithm"] == "chandy-lamport"
+    refused = operator.post(url, {"algorithm": "naive"}, format="json")
+    assert refused.status_code == 400 and 'algorithm: "naive" is not a valid choice.' in refused.json()["detail"]
+    listed = operator.get(f"/api/snapshots/?run={live_run.pk}&algorithm=lai-yang").json()["results"]
+    assert [s["id"] for s in listed] == [taken.json()["id"]]
+
+
+# --- a snapshot, its exports and the history ----------------------------------------------
 
 
 def test_a_snapshot_detail_is_the_export_shape(viewer: APIClient) -> None:
@@ -372,6 +211,38 @@ def test_errors_are_json_even_when_csv_was_asked(viewer: APIClient) -> None:
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
 
 
+def test_every_export_says_how_the_snapshot_was_taken_and_what_held(viewer: APIClient) -> None:
+    run = make_run(make_topology())
+    wp = Watchpoint.objects.create(run=run, process="p1", condition="balance < 95", kind="state")
+    snapshot = as_left_by_a_watchpoint(make_finished_snapshot(run, in_flight=1), wp)
+
+    as_json = viewer.get(f"/api/snapshots/{snapshot.pk}/").json()
+    assert {k: as_json[k] for k in ("algorithm", "epoch", "watchpoint", "trigger")} == {
+        "algorithm": "lai-yang",
+        "epoch": 2,
+        "watchpoint": wp.pk,
+        "trigger": "balance = 90",
+    }
+    assert as_json["properties"]["deadlock"]["holds"] is False
+    (line,) = body(viewer.get(f"/api/snapshots/{snapshot.pk}/?format=ndjson")).decode().splitlines()
+    assert json.loads(line) == as_json
+    summary = viewer.get(f"/api/runs/{run.pk}/snapshots/").json()["results"][0]
+    assert (summary["algorithm"], summary["watchpoint"], summary["properties"]) == (
+        "lai-yang",
+        wp.pk,
+        as_json["properties"],
+    )
+
+    rows = list(csv.DictReader(io.StringIO(body(viewer.get(f"/api/snapshots/{snapshot.pk}/?format=csv")).decode())))
+    assert list(rows[0]) == exports.CSV_COLUMNS
+    assert {(r["algorithm"], r["epoch"], r["watchpoint"], r["trigger"]) for r in rows} == {
+        ("lai-yang", "2", str(wp.pk), "balance = 90")
+    }
+    assert {(r["conservation"], r["termination"], r["deadlock"]) for r in rows} == {("true", "", "false")}
+    assert [r["kind"] for r in rows] == ["process"] * 3 + ["message"]
+    assert all(json.loads(r["received_above"]) == {} for r in rows if r["kind"] == "process")
+
+
 # --- events -------------------------------------------------------------------------------
 
 EVENTS = [
@@ -461,66 +332,85 @@ def test_without_redis_a_run_shows_no_counters_and_its_events_are_a_503(
     assert events.json()["detail"].startswith("cannot reach the runtime state store (Redis)")
 
 
-# --- everything else ----------------------------------------------------------------------
+# --- a script reads it all, from real workers ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/runs/99/",
-        "/api/snapshots/99/",
-        "/api/topologies/99/",
-        "/api/runs/99/events/",
-        "/api/nothing/",
-        "/api/runs/123456789012345678901234567890/",
-    ],
-)
-def test_unknown_ids_and_paths_are_json_404s(viewer: APIClient, path: str) -> None:
-    response = viewer.get(path)
-    assert response.status_code == 404 and "detail" in response.json()
+def shiviz_problems(text: str) -> list[str]:
+    """What ShiViz would refuse in this log: its clocks must start at 1 per host, go up by 1,
+    and point only at events that exist."""
+    events = [(m["host"], json.loads(m["clock"])) for m in SHIVIZ_LINE.finditer(text)]
+    if "".join(m.group(0) for m in SHIVIZ_LINE.finditer(text)) != text:
+        return ["some lines do not match the regular expression"]
+    counts: dict[str, int] = defaultdict(int)
+    problems = []
+    for host, clock in events:
+        counts[host] += 1
+        if clock.get(host) != counts[host]:
+            problems.append(f"{host}'s event {counts[host]} has own time {clock.get(host)}")
+    for host, clock in events:
+        problems += [
+            f"{host} points at {other}:{t}"
+            for other, t in clock.items()
+            if other != host and not 1 <= t <= counts[other]
+        ]
+    return problems
 
 
-def test_malformed_json_is_a_400(staff: APIClient) -> None:
-    response = staff.generic("POST", "/api/topologies/", "{not json", content_type="application/json")
-    assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
+def text(response: Any) -> str:
+    return b"".join(response.streaming_content).decode()
 
 
-def test_a_form_body_is_a_415(staff: APIClient) -> None:
-    response = staff.post("/api/topologies/", {"name": "x"})
-    assert response.status_code == 415 and "Unsupported media type" in response.json()["detail"]
+def test_staff_build_operators_run_and_scripts_read_it_all(cluster_workers: Callable[[int], list[Child]]) -> None:
+    cluster_workers(2)
+    try:
+        admin = Client()
+        admin.force_login(make_user("staff"))
+        generated = admin.post(
+            "/admin/snapshots/topology/generate/",
+            {"kind": "ring2", "processes": 5, "workload": "bank", "balance": 100, "name": "demo-ring"},
+        )
+        assert generated.status_code == 302
+        topology = Topology.objects.get(name="demo-ring")
+
+        operator = token_client(make_user("operator"))
+        run = operator.post("/api/runs/", {"topology": topology.pk, "rate": 20}, format="json").json()
+        taken = []
+        for initiator in ("p1", "p3"):
+            response = operator.post(f"/api/runs/{run['id']}/snapshots/", {"initiator": initiator}, format="json")
+            assert response.status_code == 201, response.json()
+            taken.append(response.json()["id"])
+        for snapshot_id in taken:
+            snapshot = services.wait_for_snapshot(snapshot_id, SNAPSHOT_WAIT)
+            assert snapshot.status == Snapshot.Status.COMPLETE, snapshot.reason
+
+        script = token_client(make_user("viewer"))
+        listed = script.get(f"/api/snapshots/?run={run['id']}&status=complete").json()["results"]
+        assert sorted(s["id"] for s in listed) == sorted(taken)
+        assert all(s["verdict"]["consistent"] and s["verdict"]["conserved"] for s in listed)
+
+        one = script.get(f"/api/snapshots/{taken[0]}/").json()
+        assert {p["process"] for p in one["processes"]} == {f"p{i}" for i in range(1, 6)}
+        assert len(one["channels"]) == 10 and one["verdict"]["recorded_total"] == 500
+
+        rows = list(csv.DictReader(io.StringIO(text(script.get(f"/api/snapshots/{taken[0]}/?format=csv")))))
+        messages = sum(len(c["messages"]) for c in one["channels"])
+        assert [r["kind"] for r in rows] == ["process"] * 5 + ["message"] * messages
+
+        lines = [json.loads(line) for line in text(script.get("/api/snapshots/?format=ndjson")).splitlines()]
+        assert [s["id"] for s in lines] == sorted(taken) and lines[0] == one
+
+        log = script.get(f"/api/runs/{run['id']}/events/?format=shiviz&limit=5000").content.decode()
+        assert "marker_send" in log and "marker_receive" in log
+        assert shiviz_problems(log) == []
+
+        stopped = operator.post(f"/api/runs/{run['id']}/stop/")
+        assert stopped.json()["status"] == "stopped" and stopped.json()["live"]["snapshots"]["complete"] == 2
+    finally:
+        forget_runs()
 
 
-def test_the_api_root_lists_the_endpoints() -> None:
-    links = APIClient().get("/api/").json()
-    assert links["snapshots"].endswith("/api/snapshots/") and links["docs"].endswith("/api/docs/")
-
-
-def test_the_openapi_schema_is_valid_and_complete(tmp_path: Any) -> None:
-    out = tmp_path / "schema.yaml"
-    call_command(
-        "spectacular",
-        "--validate",
-        "--fail-on-warn",
-        "--custom-settings",
-        "snapshots.api.urls.SCHEMA_SETTINGS",
-        "--file",
-        str(out),
-    )
-    schema = APIClient().get("/api/schema/?format=json").json()
-    assert {"/api/topologies/", "/api/runs/{id}/snapshots/", "/api/snapshots/{id}/", "/api/runs/{id}/events/"} <= set(
-        schema["paths"]
-    )
-    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth"}
-
-
-def test_the_interactive_api_page_loads_nothing_from_the_internet() -> None:
-    # Needs config/settings.py: "drf_spectacular_sidecar" in INSTALLED_APPS and
-    # SPECTACULAR_SETTINGS pointing Swagger UI at it ("SIDECAR").
-    assert apps.is_installed("drf_spectacular_sidecar"), "the bundled Swagger UI assets are not installed"
-    html = APIClient().get("/api/docs/").content.decode()
-    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sources, html
-    assert not [s for s in sources if re.match(r"(https?:)?//", s)], sources
-    for source in sources:
-        if source.startswith("/static/"):
-            assert finders.find(source.removeprefix("/static/")), f"{source} is not among the static files"
+def test_the_shiviz_rule_check_itself_catches_a_bad_log() -> None:
+    good = 'send\np1 {"p1":1}\nreceive\np2 {"p1":1,"p2":1}\n'
+    assert shiviz_problems(good) == []
+    assert shiviz_problems('send\np1 {"p1":2}\n') == ["p1's event 1 has own time 2"]
+    assert shiviz_problems('receive\np2 {"p1":1,"p2":1}\n') == ["p2 points at p1:1"]
