@@ -604,7 +604,7 @@ class SnapshotAdmin(ReadOnlyAdmin):
     def consistent(self, snapshot: Snapshot) -> bool | None:
         if not snapshot.verdict:
             return None
-        return services.is_sound(snapshot)
+        return snapshot.is_sound
 
     def reported(self, snapshot: Snapshot) -> str:
         return (

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 
 from cluster.core.topology import shown_name
+from cluster.core.verdict import sound_verdict
 from cluster.core.wire import ALGORITHM_LABELS, CHANDY_LAMPORT, channel_id
 from cluster.core.workloads import get_workload
 
@@ -277,31 +278,10 @@ class Snapshot(models.Model):
             "channels_total": self.channels_total,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """The export shape: the CLI's ``--json`` and the REST API serve exactly this.
-
-        Built here, not in ``presenter.py`` with the snapshot's other shapes, because the
-        app reads it too (``services.compare_snapshots``) and a model must not import
-        the presenter, which imports the models.
-        """
-        return {
-            "id": self.pk,
-            "run": self.run_id,
-            "initiator": self.initiator,
-            "algorithm": self.algorithm,
-            "epoch": self.epoch,
-            "watchpoint": self.watchpoint_id,
-            "trigger": self.trigger or None,
-            "status": self.status,
-            "reason": self.reason,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "reported": self.reported,
-            "processes": [r.to_dict() for r in self.process_records.order_by("id")],
-            "channels": [r.to_dict() for r in self.channel_records.order_by("id")],
-            "verdict": self.verdict,
-            "properties": self.properties,
-        }
+    @property
+    def is_sound(self) -> bool:
+        """Complete, with a sound verdict (a consistent cut that conserves its total)."""
+        return self.status == Snapshot.Status.COMPLETE and sound_verdict(self.verdict or {})
 
 
 class ProcessRecord(models.Model):

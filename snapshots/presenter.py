@@ -2,12 +2,9 @@
 
 The shapes a snapshot takes outside the database:
 
-* the **export**, records and all: :meth:`Snapshot.to_dict` builds it. It stays on the
-  model because the app itself reads it too (``services.compare_snapshots`` hands two
-  to ``cluster/core/compare.py``), and the model cannot call up to this module
-  (``tests/unit/test_layers.py`` forbids the loop). The REST API, the CLI's ``--json``
-  and the CSV/NDJSON exports serve it as it is; :func:`page_export` adds the verdict's
-  words for the pages;
+* the **export**, records and all (:func:`snapshot_export`): the REST API, the CLI's
+  ``--json`` and the CSV/NDJSON exports serve it as it is, ``services.compare_snapshots``
+  compares two; :func:`page_export` adds the verdict's words for the pages;
 * a line of the **REST API's history** (:func:`snapshot_row`), which
   ``SnapshotSummarySerializer`` describes for the schema and serves from here;
 * a line of history as the **pages and the WebSocket stream** show it
@@ -30,7 +27,6 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from cluster.core.detectors import PROPERTIES
-from snapshots import services
 from snapshots.models import Run, Snapshot
 
 # What each stable property means, as the snapshot page explains it.
@@ -63,6 +59,30 @@ def rest_time(when: datetime | None) -> str | None:
 
 
 # --- shapes -------------------------------------------------------------------------------
+
+
+def snapshot_export(snapshot: Snapshot) -> dict[str, Any]:
+    """The export shape: what the CLI's ``--json``, the REST API's snapshot detail and its
+    JSON, CSV and NDJSON exports serve, records included (self-describing: anyone can
+    check the snapshot from it)."""
+    return {
+        "id": snapshot.pk,
+        "run": snapshot.run_id,
+        "initiator": snapshot.initiator,
+        "algorithm": snapshot.algorithm,
+        "epoch": snapshot.epoch,
+        "watchpoint": snapshot.watchpoint_id,
+        "trigger": snapshot.trigger or None,
+        "status": snapshot.status,
+        "reason": snapshot.reason,
+        "started_at": iso(snapshot.started_at),
+        "finished_at": iso(snapshot.finished_at),
+        "reported": snapshot.reported,
+        "processes": [r.to_dict() for r in snapshot.process_records.order_by("id")],
+        "channels": [r.to_dict() for r in snapshot.channel_records.order_by("id")],
+        "verdict": snapshot.verdict,
+        "properties": snapshot.properties,
+    }
 
 
 def snapshot_row(snapshot: Snapshot) -> dict[str, Any]:
@@ -112,7 +132,7 @@ def snapshot_summary(snapshot: Snapshot) -> dict[str, Any]:
 
 def page_export(snapshot: Snapshot) -> dict[str, Any]:
     """The export as the pages download it: with the verdict in words."""
-    return {**snapshot.to_dict(), "verdict_text": verdict_text(snapshot)}
+    return {**snapshot_export(snapshot), "verdict_text": verdict_text(snapshot)}
 
 
 def watchpoint_of(snapshot: Snapshot) -> dict[str, Any] | None:
@@ -235,4 +255,4 @@ def terminal_outcome(snapshot: Snapshot) -> str:
     it is a sound global state (``complete, NOT sound``)."""
     if snapshot.status != Snapshot.Status.COMPLETE:
         return snapshot.status
-    return f"{snapshot.status}, {'sound' if services.is_sound(snapshot) else 'NOT sound'}"
+    return f"{snapshot.status}, {'sound' if snapshot.is_sound else 'NOT sound'}"

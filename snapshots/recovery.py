@@ -60,7 +60,7 @@ def _check(run: Run, snapshot: Snapshot) -> None:
         raise ServiceError(f"run {run.pk} is stopped; start a new run instead")
     if snapshot.status != Snapshot.Status.COMPLETE:
         raise ServiceError(f"snapshot {snapshot.pk} is {snapshot.status}; only a complete snapshot can be restored")
-    if not services.is_sound(snapshot):
+    if not snapshot.is_sound:
         raise ServiceError(
             f"snapshot {snapshot.pk} is not a consistent cut (see its verdict): the run was never in that state,"
             " and restoring it would start the run from an impossible one"

@@ -26,12 +26,13 @@ from cluster.core.compare import compare
 from cluster.core.detectors import detect
 from cluster.core.flow import window
 from cluster.core.process import SimulatedProcess
-from cluster.core.verdict import compute_verdict
+from cluster.core.verdict import compute_verdict, sound_verdict
 from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id
 from cluster.core.workloads import get_workload, state_value
 from cluster.engine.store import Store
 from cluster.engine.transport import Transport
 from snapshots.models import Channel, ChannelRecord, Process, ProcessRecord, Run, Snapshot, Topology
+from snapshots.presenter import snapshot_export
 
 log = logging.getLogger("cutline.services")
 
@@ -494,16 +495,6 @@ def verdict_of(
     )
 
 
-def sound_verdict(verdict: dict[str, Any]) -> bool:
-    """A consistent cut that conserves its total (where the workload has one: else None)."""
-    return bool(verdict.get("consistent")) and verdict.get("conserved") is not False
-
-
-def is_sound(snapshot: Snapshot) -> bool:
-    """Complete, with a sound verdict."""
-    return snapshot.status == Snapshot.Status.COMPLETE and sound_verdict(snapshot.verdict or {})
-
-
 def compare_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     """Two snapshots of one run side by side: what changed per process and per channel."""
     if a.run_id != b.run_id:
@@ -512,7 +503,7 @@ def compare_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
         if s.status != Snapshot.Status.COMPLETE:
             raise ServiceError(f"snapshot {s.pk} is {s.status}; only complete snapshots can be compared")
     try:
-        return compare(a.to_dict(), b.to_dict())
+        return compare(snapshot_export(a), snapshot_export(b))
     except ValueError as exc:
         raise ServiceError(str(exc)) from None
 

@@ -49,9 +49,8 @@ def loadavg() -> str:
 
 
 def sound(snapshot: Any) -> bool:
-    from snapshots import services
 
-    return services.is_sound(snapshot)
+    return snapshot.is_sound
 
 
 def problem_of(snapshot: Any) -> str:

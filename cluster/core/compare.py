@@ -1,6 +1,6 @@
 """Two snapshots of one run side by side: what changed at each process and in each channel.
 
-Pure: it reads two exports (``Snapshot.to_dict()``, the shape the CLI's ``--json`` and
+Pure: it reads two exports (``snapshots.presenter.snapshot_export``, the shape the CLI's ``--json`` and
 the REST API serve), so an export saved to a file compares the same way.
 
 * a process: every state key whose value differs (``{"key", "a", "b"}``, a missing key

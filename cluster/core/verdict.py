@@ -143,3 +143,8 @@ def _clock_problems(by_process: dict[str, RecordedProcess]) -> list[str]:
                     f" only {own[other]}: {name} received a message {other} had not yet sent at its cut"
                 )
     return problems
+
+
+def sound_verdict(verdict: dict[str, Any]) -> bool:
+    """A consistent cut that conserves its total (where the workload has one: else None)."""
+    return bool(verdict.get("consistent")) and verdict.get("conserved") is not False

@@ -26,6 +26,7 @@ from rest_framework.renderers import BaseRenderer
 
 from cluster.core.detectors import PROPERTIES
 from snapshots.models import Snapshot
+from snapshots.presenter import snapshot_export
 
 BATCH = 100
 CHUNK_BYTES = 64 * 1024
@@ -102,7 +103,7 @@ def in_batches(queryset: QuerySet[Snapshot], size: int = BATCH) -> Iterator[Snap
 
 def ndjson_lines(snapshots: Iterable[Snapshot]) -> Iterator[str]:
     for snapshot in snapshots:
-        yield json.dumps(snapshot.to_dict(), separators=(",", ":")) + "\n"
+        yield json.dumps(snapshot_export(snapshot), separators=(",", ":")) + "\n"
 
 
 def _dump(value: Any) -> str:
@@ -151,7 +152,7 @@ def csv_lines(snapshots: Iterable[Snapshot]) -> Iterator[str]:
     writer.writerow(CSV_COLUMNS)
     yield take()
     for snapshot in snapshots:
-        writer.writerows(csv_rows(snapshot.to_dict()))
+        writer.writerows(csv_rows(snapshot_export(snapshot)))
         yield take()
 
 

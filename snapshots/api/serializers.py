@@ -1,7 +1,7 @@
 """What the REST API reads and writes, field by field.
 
 Topologies are read and written in the JSON the CLI imports and exports (plus ``id``,
-``description`` and counts); a snapshot's detail is ``Snapshot.to_dict()``, the export
+``description`` and counts); a snapshot's detail is ``presenter.snapshot_export``, the export
 shape the CLI's ``--json`` prints, and a line of its history is
 ``presenter.snapshot_row``: the serializers describe those for the schema and serve
 them as they are. Checking a topology is left to ``services`` so
@@ -436,7 +436,7 @@ class ChannelRecordSerializer(serializers.Serializer):
 
 
 class SnapshotSerializer(serializers.Serializer):
-    """Only for the schema: the export shape, ``Snapshot.to_dict()``, served as it is."""
+    """Only for the schema: the export shape, ``presenter.snapshot_export``, served as it is."""
 
     id = serializers.IntegerField()
     run = serializers.IntegerField()

@@ -50,6 +50,7 @@ from snapshots.api import serializers as s
 from snapshots.api.parsers import BodyTooLarge, SafeJSONParser
 from snapshots.api.permissions import Control, Manage, Read
 from snapshots.models import Run, Snapshot, Topology
+from snapshots.presenter import snapshot_export
 
 log = logging.getLogger("cutline.api")
 
@@ -689,7 +690,7 @@ class SnapshotViewSet(ApiView, viewsets.ReadOnlyModelViewSet):
         snapshot = self.get_object()
         fmt = request.accepted_renderer.format
         if fmt == "json":
-            return Response(snapshot.to_dict())
+            return Response(snapshot_export(snapshot))
         lines = exports.ndjson_lines([snapshot]) if fmt == "ndjson" else exports.csv_lines([snapshot])
         return exports.stream(request, lines, request.accepted_renderer.media_type, f"snapshot-{snapshot.pk}.{fmt}")
 

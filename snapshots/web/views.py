@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cluster.core.wire import channel_id
 from cluster.core.workloads import WORKLOADS
-from snapshots import recovery, services
+from snapshots import presenter, recovery, services
 from snapshots.live.state import run_state
 from snapshots.models import ALGORITHM_CHOICES, Run, Snapshot, Topology
 from snapshots.presenter import dashboard_words, page_export, property_rows, snapshot_summary
@@ -132,7 +132,7 @@ def run_dashboard(request: HttpRequest, run_id: int) -> HttpResponse:
 @viewer_required
 def snapshot_detail(request: HttpRequest, snapshot_id: int) -> HttpResponse:
     snapshot = get_object_or_404(Snapshot.objects.select_related("run__topology", "watchpoint"), pk=snapshot_id)
-    export = snapshot.to_dict()
+    export = presenter.snapshot_export(snapshot)
     channels = [{**c, "channel": channel_id(c["src"], c["dst"])} for c in export["channels"]]
     run = snapshot.run
     return render(
@@ -145,10 +145,8 @@ def snapshot_detail(request: HttpRequest, snapshot_id: int) -> HttpResponse:
             "channels": channels,
             "properties": property_rows(snapshot.properties, services.first_holding(run), snapshot.pk),
             "restores": snapshot.restores.order_by("id"),
-            "sound": services.is_sound(snapshot),
-            "can_restore": can_control(request.user)
-            and services.is_sound(snapshot)
-            and run.status != Run.Status.STOPPED,
+            "sound": snapshot.is_sound,
+            "can_restore": can_control(request.user) and snapshot.is_sound and run.status != Run.Status.STOPPED,
             "compare_url": f"{reverse('compare', args=[run.pk])}?a={snapshot.pk}",
         },
     )

@@ -239,6 +239,7 @@ def test_an_operator_restores_the_run_from_a_snapshot_and_every_page_starts_over
     artifacts: Path,
 ) -> None:
     from snapshots import services
+    from snapshots.presenter import snapshot_export
 
     cluster_workers(2)
     run = services.start_run(ring3, rate=5.0)
@@ -252,7 +253,7 @@ def test_an_operator_restores_the_run_from_a_snapshot_and_every_page_starts_over
         browser, "messages in flight", lambda d: js(d, "return Object.keys(window.cutline.model.channels).length") == 6
     )
     snapshot = take_snapshot(browser)
-    export = services.get_run(run.pk).snapshots.get(pk=snapshot).to_dict()
+    export = snapshot_export(services.get_run(run.pk).snapshots.get(pk=snapshot))
     recorded = {f"{c['src']}→{c['dst']}": [m["payload"] for m in c["messages"]] for c in export["channels"]}
     total = sum(len(m) for m in recorded.values())
     assert total > 0, "with 3 s of delay some channel must hold messages at the cut"

@@ -31,6 +31,7 @@ from cluster.engine.store import WORKER_TTL, WORKERS
 from snapshots import services
 from snapshots.demo import demo_topologies
 from snapshots.models import Run, Snapshot, Topology
+from snapshots.presenter import snapshot_export
 
 T = TypeVar("T")
 
@@ -164,13 +165,13 @@ def await_traffic(run: Run, messages: int, workers: Sequence[Child] = (), timeou
 def take_snapshot(run: Run, initiator: str | None = None, algorithm: str = "chandy-lamport") -> dict[str, Any]:
     """One snapshot, waited for: its export, whether it ended complete or failed."""
     started = services.start_snapshot(run, initiator, algorithm=algorithm)
-    return services.wait_for_snapshot(started.pk, SNAPSHOT_WAIT).to_dict()
+    return snapshot_export(services.wait_for_snapshot(started.pk, SNAPSHOT_WAIT))
 
 
 def snapshot_all(run_initiators: Iterable[tuple[Run, str]], timeout: float = SNAPSHOT_WAIT) -> list[dict[str, Any]]:
     """Start every snapshot first (so they run concurrently), then wait for each; their exports."""
     started = [services.start_snapshot(run, initiator) for run, initiator in run_initiators]
-    return [services.wait_for_snapshot(s.pk, timeout).to_dict() for s in started]
+    return [snapshot_export(services.wait_for_snapshot(s.pk, timeout)) for s in started]
 
 
 def fifo_counters(run: Run) -> dict[str, int]:

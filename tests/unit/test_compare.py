@@ -11,7 +11,8 @@ from cluster.core.compare import compare
 
 
 def export(snapshot: int, balances: dict[str, int], messages: dict[str, list[tuple[int, int]]], **extra: Any) -> Any:
-    """A ``Snapshot.to_dict()`` of a bank run: balances by process, (seq, amount) in flight by channel."""
+    """A snapshot export (``presenter.snapshot_export``) of a bank run: balances by process,
+    (seq, amount) in flight by channel."""
     return {
         "id": snapshot,
         "run": 7,

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cluster.core.wire import ALGORITHMS, CHANDY_LAMPORT, channel_id
 from snapshots import presenter, services
 from snapshots.models import Snapshot
+from snapshots.presenter import snapshot_export
 
 from ._cli import service_errors
 
@@ -52,18 +53,18 @@ class Command(BaseCommand):
         timeout = opts["timeout"] or settings.CUTLINE["SNAPSHOT_TIMEOUT"] + 10
         snapshot = services.wait_for_snapshot(snapshot.pk, timeout)
         if opts["json"]:
-            self.stdout.write(json.dumps(snapshot.to_dict(), indent=2))
+            self.stdout.write(json.dumps(snapshot_export(snapshot), indent=2))
         else:
             self.print_table(snapshot)
         if snapshot.status == Snapshot.Status.RUNNING:
             raise CommandError(f"snapshot {snapshot.pk} still running after {timeout:g} s")
         if snapshot.status == Snapshot.Status.FAILED:
             raise CommandError(f"snapshot {snapshot.pk} failed: {snapshot.reason}")
-        if not services.is_sound(snapshot):
+        if not snapshot.is_sound:
             raise CommandError(f"snapshot {snapshot.pk} is not a consistent global state")
 
     def print_table(self, snapshot: Snapshot) -> None:
-        data = snapshot.to_dict()
+        data = snapshot_export(snapshot)
         w = self.stdout.write
         w(f"snapshot {data['id']} of run {data['run']}, started at {data['initiator']}: {data['status']}")
         w(f"algorithm {data['algorithm']}, epoch {data['epoch']}")

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from cluster.devserver.children import Child
 from snapshots import services
 from snapshots.models import Run
+from snapshots.presenter import snapshot_export
 from tests.integration.api.support import forget_runs, make_finished_snapshot, make_run, make_user, token_client
 from tests.integration.engine_helpers import SNAPSHOT_WAIT, assert_sound_export, await_traffic, demo_topology
 
@@ -31,7 +32,7 @@ def test_an_operator_restores_a_run_through_the_api_and_a_later_snapshot_is_cons
         taken = operator.post(f"/api/runs/{run.pk}/snapshots/", {"initiator": "p2"}, format="json")
         assert taken.status_code == 201, taken.json()
         snapshot = services.wait_for_snapshot(taken.json()["id"], SNAPSHOT_WAIT)
-        assert_sound_export(snapshot.to_dict(), run)
+        assert_sound_export(snapshot_export(snapshot), run)
         in_channels = sum(len(c.messages) for c in snapshot.channel_records.all())
 
         restored = operator.post(f"/api/runs/{run.pk}/restore/", {"snapshot": snapshot.pk}, format="json")
@@ -49,7 +50,7 @@ def test_an_operator_restores_a_run_through_the_api_and_a_later_snapshot_is_cons
         await_traffic(run, services.run_status(run)["messages_applied"] + 30, workers)
         later = operator.post(f"/api/runs/{run.pk}/snapshots/", {"algorithm": "lai-yang"}, format="json")
         assert later.status_code == 201 and later.json()["algorithm"] == "lai-yang", later.json()
-        export = services.wait_for_snapshot(later.json()["id"], SNAPSHOT_WAIT).to_dict()
+        export = snapshot_export(services.wait_for_snapshot(later.json()["id"], SNAPSHOT_WAIT))
         assert_sound_export(export, run)
         assert (export["algorithm"], export["epoch"]) == ("lai-yang", 1)
         shown = operator.get(f"/api/snapshots/{export['id']}/").json()

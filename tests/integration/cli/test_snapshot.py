@@ -14,6 +14,7 @@ import pytest
 from cluster.devserver.children import Child
 from snapshots import services
 from snapshots.models import Run, Snapshot
+from snapshots.presenter import snapshot_export
 from tests.integration.cli.support import status_table
 from tests.integration.engine_helpers import (
     EXPORT_KEYS,
@@ -48,7 +49,7 @@ def test_snapshot_commands_started_at_once_from_different_shells_all_succeed(
     for export, initiator in zip(exports, ("p1", "p2", "p3"), strict=True):
         assert set(export) == EXPORT_KEYS and export["initiator"] == initiator
         # The CLI prints exactly what the database holds, in the export shape.
-        stored = Snapshot.objects.get(pk=export["id"]).to_dict()
+        stored = snapshot_export(Snapshot.objects.get(pk=export["id"]))
         assert export == json.loads(json.dumps(stored))
         assert_sound_export(export, run)
 

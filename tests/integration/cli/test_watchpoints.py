@@ -13,6 +13,7 @@ import pytest
 from cluster.devserver.children import Child
 from snapshots import services
 from snapshots.models import Snapshot, Watchpoint
+from snapshots.presenter import snapshot_export
 from tests.integration.engine_helpers import (
     assert_sound_export,
     await_live_shards,
@@ -46,7 +47,7 @@ def test_a_watchpoint_added_from_the_command_line_triggers_its_snapshot(
     assert lines[1] == (
         f"snapshot {snapshot.pk} (chandy-lamport) triggered at p3: {snapshot.trigger} — complete, sound"
     ), describe(added)
-    assert_sound_export(snapshot.to_dict(), run)
+    assert_sound_export(snapshot_export(snapshot), run)
 
     listed = cli("run", "watch", "list", "--run", str(run.pk))
     assert listed.returncode == 0, describe(listed)

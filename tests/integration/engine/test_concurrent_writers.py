@@ -13,6 +13,7 @@ from collections.abc import Callable
 from cluster.devserver.children import Child
 from snapshots import services
 from snapshots.models import ChannelRecord, ProcessRecord, Snapshot
+from snapshots.presenter import snapshot_export
 from tests.integration.engine_helpers import (
     SNAPSHOT_WAIT,
     assert_logs_clean,
@@ -42,9 +43,9 @@ def test_concurrent_snapshots_of_100_processes_complete_without_database_is_lock
     # the dashboard or the API would, while the workers still write the others.
     exports = []
     for pk in ids:
-        exports.append(services.wait_for_snapshot(pk, SNAPSHOT_WAIT).to_dict())
+        exports.append(snapshot_export(services.wait_for_snapshot(pk, SNAPSHOT_WAIT)))
         for snapshot in Snapshot.objects.filter(pk__in=ids):
-            snapshot.to_dict()
+            snapshot_export(snapshot)
 
     for export in exports:
         assert_sound_export(export, run)

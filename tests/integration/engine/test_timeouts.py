@@ -16,6 +16,7 @@ from pytest_django.fixtures import Settings
 from cluster.devserver.children import Child, stop_all
 from snapshots import services
 from snapshots.models import Run, Snapshot
+from snapshots.presenter import snapshot_export
 from tests.integration.engine_helpers import await_traffic, poll, start_demo_run
 
 TIMEOUT = 4  # seconds: short, so the test is; the workers read it from the environment
@@ -41,7 +42,7 @@ def test_a_snapshot_that_cannot_finish_fails_at_the_timeout_naming_what_is_missi
     started = services.start_snapshot(run, "p1")
     snapshot = services.wait_for_snapshot(started.pk, 60)
 
-    assert snapshot.status == Snapshot.Status.FAILED, snapshot.to_dict()
+    assert snapshot.status == Snapshot.Status.FAILED, snapshot_export(snapshot)
     assert snapshot.verdict is None, "a failed snapshot is never judged consistent"
     assert snapshot.duration is not None and snapshot.duration >= TIMEOUT
     # Nothing can come from p2 and p4; p1 and p3 (and the channels between them) have
@@ -79,7 +80,7 @@ def test_stopping_a_run_fails_its_running_snapshots_with_a_reason(
 
     for s in started:
         snapshot = services.wait_for_snapshot(s.pk, 30)
-        assert snapshot.status == Snapshot.Status.FAILED, snapshot.to_dict()
+        assert snapshot.status == Snapshot.Status.FAILED, snapshot_export(snapshot)
         assert snapshot.reason == f"run {run.pk} was stopped before the snapshot finished"
         assert snapshot.verdict is None and snapshot.finished_at is not None
     with pytest.raises(services.ServiceError, match="is stopped"):

@@ -12,6 +12,7 @@ from cluster.devserver.children import Child
 from snapshots import services
 from snapshots import watchpoints as watch
 from snapshots.models import Run, Snapshot
+from snapshots.presenter import snapshot_export
 from tests.integration.engine_helpers import SNAPSHOT_WAIT, assert_sound_export, poll, start_demo_run
 
 
@@ -36,7 +37,7 @@ def test_a_state_watchpoint_snapshots_its_process_in_the_state_that_made_it_fire
     # wander far (say below 80) stays false for a whole minute about one run in eight.
     wp = watch.add_watchpoint(run, "balance != 100", process="p3")
     snapshot = _triggered(run, wp.pk, workers)
-    export = snapshot.to_dict()
+    export = snapshot_export(snapshot)
     assert_sound_export(export, run)
     assert export["initiator"] == "p3" and export["watchpoint"] == wp.pk
     recorded = next(p for p in export["processes"] if p["process"] == "p3")
@@ -56,7 +57,7 @@ def test_an_event_watchpoint_on_any_process_fires_on_the_message_it_describes(
     run = start_demo_run("complete-4", "bank", rate=10)
     wp = watch.add_watchpoint(run, "src == 'p1' and msg.amount >= 5", algorithm="lai-yang")
     snapshot = _triggered(run, wp.pk, workers)
-    export = snapshot.to_dict()
+    export = snapshot_export(snapshot)
     assert_sound_export(export, run)
     assert export["algorithm"] == "lai-yang" and export["initiator"] != "p1"
     assert "p1" in export["trigger"]
