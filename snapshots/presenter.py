@@ -20,6 +20,7 @@ scripts render the words they are given and make none.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -61,10 +62,8 @@ def rest_time(when: datetime | None) -> str | None:
 # --- shapes -------------------------------------------------------------------------------
 
 
-def snapshot_export(snapshot: Snapshot) -> dict[str, Any]:
-    """The export shape: what the CLI's ``--json``, the REST API's snapshot detail and its
-    JSON, CSV and NDJSON exports serve, records included (self-describing: anyone can
-    check the snapshot from it)."""
+def _heading(snapshot: Snapshot, time: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+    """What the export and the API's history line both begin with (each writes times its way)."""
     return {
         "id": snapshot.pk,
         "run": snapshot.run_id,
@@ -75,8 +74,17 @@ def snapshot_export(snapshot: Snapshot) -> dict[str, Any]:
         "trigger": snapshot.trigger or None,
         "status": snapshot.status,
         "reason": snapshot.reason,
-        "started_at": iso(snapshot.started_at),
-        "finished_at": iso(snapshot.finished_at),
+        "started_at": time(snapshot.started_at),
+        "finished_at": time(snapshot.finished_at),
+    }
+
+
+def snapshot_export(snapshot: Snapshot) -> dict[str, Any]:
+    """The export shape: what the CLI's ``--json``, the REST API's snapshot detail and its
+    JSON, CSV and NDJSON exports serve, records included (self-describing: anyone can
+    check the snapshot from it)."""
+    return {
+        **_heading(snapshot, iso),
         "reported": snapshot.reported,
         "processes": [r.to_dict() for r in snapshot.process_records.order_by("id")],
         "channels": [r.to_dict() for r in snapshot.channel_records.order_by("id")],
@@ -89,17 +97,7 @@ def snapshot_row(snapshot: Snapshot) -> dict[str, Any]:
     """One line of the REST API's snapshot history: the export's fields without the
     records, plus the duration."""
     return {
-        "id": snapshot.pk,
-        "run": snapshot.run_id,
-        "initiator": snapshot.initiator,
-        "algorithm": snapshot.algorithm,
-        "epoch": snapshot.epoch,
-        "watchpoint": snapshot.watchpoint_id,
-        "trigger": snapshot.trigger or None,
-        "status": snapshot.status,
-        "reason": snapshot.reason,
-        "started_at": rest_time(snapshot.started_at),
-        "finished_at": rest_time(snapshot.finished_at),
+        **_heading(snapshot, rest_time),
         "duration": snapshot.duration,
         "reported": snapshot.reported,
         "verdict": snapshot.verdict,
